@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/skiff-sh/skiff/internal/registry/printers"
 )
 
 // Resource is one served resource (for example apps/v1 deployments). The
@@ -116,7 +118,7 @@ type Resource struct {
 
 	// Table gives the columns for "kubectl get". Nil means the default
 	// NAME / CREATED AT table.
-	Table *Table
+	Table *printers.Table
 }
 
 // Subresource holds the rules for a status-like subresource: what an update
@@ -139,13 +141,4 @@ type Scale struct {
 	// ReplicasPath is the field path of the replica count in the parent
 	// (".spec.replicas"), for server-side apply's field ownership.
 	ReplicasPath string
-}
-
-// Table describes the columns "kubectl get" shows for a resource. Columns
-// must begin with the Name column; columns with Priority 1 show only with
-// -o wide.
-type Table struct {
-	Columns []metav1.TableColumnDefinition
-	// Row returns one cell per column for obj.
-	Row func(obj runtime.Object) ([]interface{}, error)
 }
