@@ -50,6 +50,20 @@ type Resource struct {
 	// list, patch, update, watch.
 	Verbs []string
 
+	// NameValidation checks metadata.name (prefix is true for a
+	// generateName prefix) and returns messages as apimachinery's name
+	// validators do. Nil means DNS-1123 subdomain, upstream's default.
+	NameValidation func(name string, prefix bool) []string
+
+	// StatusOnCreate keeps the status a client sends on create (nodes).
+	// Otherwise the REST layer clears status on create for resources with
+	// a status subresource.
+	StatusOnCreate bool
+
+	// AllowCreateOnUpdate lets PUT create a missing object (upstream:
+	// endpoints, leases, events, nodes? — as each strategy says).
+	AllowCreateOnUpdate bool
+
 	// HasGeneration makes the server keep metadata.generation: 1 on create,
 	// +1 on every update that changes anything but metadata and status.
 	HasGeneration bool
@@ -77,9 +91,9 @@ type Resource struct {
 	// immutable fields, plus everything Validate checks.
 	ValidateUpdate func(ctx context.Context, obj, old runtime.Object) field.ErrorList
 
-	// AfterCreate and AfterDelete run after the store acknowledged the
-	// write (the Service allocator releases addresses here). Errors are
-	// logged by the caller, never returned to the client.
+	// AfterDelete runs after the store acknowledged a delete (the Service
+	// allocators release addresses here). Errors are logged by the caller,
+	// never returned to the client.
 	AfterDelete func(ctx context.Context, obj runtime.Object) error
 
 	// BeforeCreate runs after validation, just before the write: it may
@@ -92,7 +106,11 @@ type Resource struct {
 	// Rollback undoes BeforeCreate or BeforeUpdate after a failed write.
 	Rollback func(ctx context.Context, obj runtime.Object)
 
-	// Status, when set, serves the status subresource.
+	// Status, when set, serves the status subresource. The REST layer
+	// already keeps status unchanged on updates of the main resource, and
+	// everything but status and metadata.managedFields on updates of the
+	// subresource, by copying the Status field; the hooks
+	// add kind-specific rules.
 	Status *Subresource
 
 	// Scale, when set, serves the scale subresource.
@@ -103,7 +121,12 @@ type Resource struct {
 	// graceful=false deletes immediately. Pods use it.
 	GracefulDelete func(obj runtime.Object, opts *metav1.DeleteOptions) (gracePeriodSeconds int64, graceful bool)
 
-	// DeleteStrategy reports the default propagation when the client
+	// ReturnDeletedObject makes DELETE answer with the deleted object
+	// (upstream: pods, services, namespaces); otherwise it answers with a
+	// Status of Success.
+	ReturnDeletedObject bool
+
+	// DefaultPropagation reports the default propagation when the client
 	// sends none; nil means Background (upstream's default for most
 	// kinds).
 	DefaultPropagation func() metav1.DeletionPropagation
