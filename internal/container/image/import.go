@@ -44,6 +44,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, progress ProgressFunc) 
 	}
 	imgs, err := s.importDir(ctx, dir, progress)
 	if err != nil {
+		s.cleanupAfterFailure()
 		return imgs, fmt.Errorf("import: %w", err)
 	}
 	return imgs, nil
@@ -59,6 +60,7 @@ func (s *Store) ImportPath(ctx context.Context, p string, progress ProgressFunc)
 	if st.IsDir() {
 		imgs, err := s.importDir(ctx, p, progress)
 		if err != nil {
+			s.cleanupAfterFailure()
 			return imgs, fmt.Errorf("import %s: %w", p, err)
 		}
 		return imgs, nil

@@ -57,7 +57,38 @@ func ParseReference(s string) (Reference, error) {
 	if r.Domain == name.DefaultRegistry {
 		r.Domain = DockerHub
 	}
+	for _, c := range strings.Split(r.Path, "/") {
+		if !validPathComponent(c) {
+			return Reference{}, fmt.Errorf("%w: %q: bad repository path component %q", ErrInvalidReference, s, c)
+		}
+	}
 	return r, nil
+}
+
+// validPathComponent checks the distribution grammar for one repository
+// path component: [a-z0-9]+ runs joined by ".", "_", "__" or "-"+.
+func validPathComponent(c string) bool {
+	alnum := func(b byte) bool { return (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') }
+	if c == "" || !alnum(c[0]) || !alnum(c[len(c)-1]) {
+		return false
+	}
+	for i := 0; i < len(c); {
+		if alnum(c[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(c) && !alnum(c[j]) {
+			j++
+		}
+		switch sep := c[i:j]; {
+		case sep == "." || sep == "_" || sep == "__" || strings.Trim(sep, "-") == "":
+		default:
+			return false
+		}
+		i = j
+	}
+	return true
 }
 
 // Name returns "domain/path".

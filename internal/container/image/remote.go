@@ -40,6 +40,7 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *AuthConfig, progress
 	img, err := s.pull(ctx, ref, auth, progress)
 	s.metrics.pulls.WithLabelValues(errorClass(err)).Inc()
 	if err != nil {
+		s.cleanupAfterFailure()
 		return nil, fmt.Errorf("pull image %s: %w", ref, err)
 	}
 	s.metrics.duration.Observe(s.cfg.Now().Sub(start).Seconds())

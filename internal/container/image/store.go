@@ -561,3 +561,13 @@ func (s *Store) syncLayer(dir string) error {
 	defer unix.Close(fd)
 	return unix.Syncfs(fd)
 }
+
+// cleanupAfterFailure frees what a failed pull or import left (verified
+// layers and blobs of an image that never made it into the index), so a
+// failure leaves nothing behind. Content that another operation in progress
+// holds is kept.
+func (s *Store) cleanupAfterFailure() {
+	if _, err := s.GC(); err != nil {
+		s.log.Warn("cleanup after a failed pull", "err", err)
+	}
+}

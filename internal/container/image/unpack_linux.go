@@ -262,7 +262,7 @@ func (u *unpacker) whiteout(name, parent, base string) error {
 		return nil
 	}
 	hidden := strings.TrimPrefix(base, whiteoutPrefix)
-	if hidden == "" || hidden == "." {
+	if hidden == "" || hidden == "." || hidden == ".." {
 		return fmt.Errorf("%w: whiteout %q names nothing", ErrUnsafeLayer, name)
 	}
 	full := filepath.Join(pfull, hidden)
