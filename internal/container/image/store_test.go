@@ -68,7 +68,9 @@ func TestPull_FromRegistry(t *testing.T) {
 	}{
 		{name: "Anonymous"},
 		{name: "BasicAuth", opts: testimage.RegistryOptions{Auth: testimage.AuthBasic},
-			auth: func(r *testimage.Registry) *AuthConfig { return &AuthConfig{Username: r.Username, Password: r.Password} }},
+			auth: func(r *testimage.Registry) *AuthConfig {
+				return &AuthConfig{Username: r.Username, Password: r.Password}
+			}},
 		{name: "BasicAuthFromAuthField", opts: testimage.RegistryOptions{Auth: testimage.AuthBasic},
 			auth: func(r *testimage.Registry) *AuthConfig {
 				return &AuthConfig{Auth: base64.StdEncoding.EncodeToString([]byte(r.Username + ":" + r.Password))}
@@ -78,7 +80,9 @@ func TestPull_FromRegistry(t *testing.T) {
 			auth:  func(r *testimage.Registry) *AuthConfig { return &AuthConfig{Username: r.Username, Password: "nope"} },
 			wantE: ErrUnauthorized},
 		{name: "BearerTokenFlow", opts: testimage.RegistryOptions{Auth: testimage.AuthBearer},
-			auth: func(r *testimage.Registry) *AuthConfig { return &AuthConfig{Username: r.Username, Password: r.Password} }},
+			auth: func(r *testimage.Registry) *AuthConfig {
+				return &AuthConfig{Username: r.Username, Password: r.Password}
+			}},
 		{name: "BearerRegistryToken", opts: testimage.RegistryOptions{Auth: testimage.AuthBearer},
 			auth: func(r *testimage.Registry) *AuthConfig { return &AuthConfig{RegistryToken: r.Token} }},
 		{name: "BearerIdentityToken", opts: testimage.RegistryOptions{Auth: testimage.AuthBearer},
@@ -102,7 +106,9 @@ func TestPull_FromRegistry(t *testing.T) {
 			cfg: func(r *testimage.Registry) Registries {
 				return Registries{Configs: map[string]HostConfig{r.Host: {TLS: &TLSConfig{CAFile: r.CAFile}}}}
 			},
-			auth: func(r *testimage.Registry) *AuthConfig { return &AuthConfig{Username: r.Username, Password: r.Password} }},
+			auth: func(r *testimage.Registry) *AuthConfig {
+				return &AuthConfig{Username: r.Username, Password: r.Password}
+			}},
 		{name: "HTTPSInsecureSkipVerify", opts: testimage.RegistryOptions{IP: "127.0.0.2", TLS: true},
 			cfg: func(r *testimage.Registry) Registries {
 				return Registries{Configs: map[string]HostConfig{r.Host: {TLS: &TLSConfig{InsecureSkipVerify: true}}}}
