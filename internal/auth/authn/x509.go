@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
+	"time"
 )
 
 // CredentialIDKey is the User.Extra key that identifies the credential a
@@ -40,10 +42,25 @@ func (c *X509Config) validate() error {
 // system:authenticated, and Extra[CredentialIDKey] the certificate's
 // SHA-256. A certificate without a CN, like a request without one, is not
 // X509's business: it returns (nil, false, nil).
+//
+// Chain verification costs about 100µs, and a client sends the same
+// certificate with every request, so X509 remembers the certificates it
+// verified (by SHA-256, up to maxVerified of them) with the time window in
+// which their chain is valid, and only checks the clock for those.
 type X509 struct {
 	roots *x509.CertPool
 	clock Clock
+
+	mu       sync.Mutex // guards verified
+	verified map[[sha256.Size]byte]window
 }
+
+// window is when a verified chain is valid.
+type window struct{ notBefore, notAfter time.Time }
+
+// maxVerified bounds X509's memory of verified certificates: one per node
+// and controller of a large cluster. When full it starts over.
+const maxVerified = 4096
 
 var _ Authenticator = (*X509)(nil)
 
@@ -55,7 +72,7 @@ func NewX509(cfg X509Config) (*X509, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
 	}
-	return &X509{roots: cfg.Roots, clock: cfg.Clock}, nil
+	return &X509{roots: cfg.Roots, clock: cfg.Clock, verified: map[[sha256.Size]byte]window{}}, nil
 }
 
 // AuthenticateRequest verifies the request's client certificate chain
@@ -66,27 +83,60 @@ func (a *X509) AuthenticateRequest(r *http.Request) (*User, bool, error) {
 		return nil, false, nil
 	}
 	leaf := r.TLS.PeerCertificates[0]
-	opts := x509.VerifyOptions{
-		Roots:       a.roots,
-		CurrentTime: a.clock.Now(),
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if len(r.TLS.PeerCertificates) > 1 {
-		opts.Intermediates = x509.NewCertPool()
-		for _, c := range r.TLS.PeerCertificates[1:] {
-			opts.Intermediates.AddCert(c)
-		}
-	}
-	if _, err := leaf.Verify(opts); err != nil {
+	sum := sha256.Sum256(leaf.Raw)
+	if err := a.verify(sum, r.TLS.PeerCertificates); err != nil {
 		return nil, false, fmt.Errorf("%w %q (serial %s): %w", ErrInvalidCertificate, leaf.Subject.CommonName, leaf.SerialNumber.Text(16), err)
 	}
 	if leaf.Subject.CommonName == "" {
 		return nil, false, nil
 	}
-	sum := sha256.Sum256(leaf.Raw)
 	return &User{
 		Name:   leaf.Subject.CommonName,
 		Groups: withAuthenticated(leaf.Subject.Organization),
 		Extra:  map[string][]string{CredentialIDKey: {"X509SHA256=" + hex.EncodeToString(sum[:])}},
 	}, true, nil
+}
+
+// verify checks that certs[0], whose SHA-256 is sum, chains to the roots
+// through certs[1:] and is valid now for client authentication.
+func (a *X509) verify(sum [sha256.Size]byte, certs []*x509.Certificate) error {
+	now := a.clock.Now()
+	a.mu.Lock()
+	w, known := a.verified[sum]
+	a.mu.Unlock()
+	if known && !now.Before(w.notBefore) && !now.After(w.notAfter) {
+		return nil
+	}
+
+	opts := x509.VerifyOptions{
+		Roots:       a.roots,
+		CurrentTime: now,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if len(certs) > 1 {
+		opts.Intermediates = x509.NewCertPool()
+		for _, c := range certs[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+	}
+	chains, err := certs[0].Verify(opts)
+	if err != nil {
+		return err
+	}
+	w = window{notBefore: chains[0][0].NotBefore, notAfter: chains[0][0].NotAfter}
+	for _, c := range chains[0][1:] {
+		if c.NotBefore.After(w.notBefore) {
+			w.notBefore = c.NotBefore
+		}
+		if c.NotAfter.Before(w.notAfter) {
+			w.notAfter = c.NotAfter
+		}
+	}
+	a.mu.Lock()
+	if len(a.verified) >= maxVerified {
+		clear(a.verified)
+	}
+	a.verified[sum] = w
+	a.mu.Unlock()
+	return nil
 }

@@ -144,6 +144,49 @@ func TestX509_AuthenticatesClientCertificates(t *testing.T) {
 	}
 }
 
+func TestX509_RemembersVerifiedCertificatesOnlyWhileValid(t *testing.T) {
+	now := time.Now()
+	c := newCluster(t, now)
+	clock := &fixedClock{now}
+	a, err := NewX509(X509Config{Roots: c.bundle.CA.Pool(), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/api", nil)
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c.bundle.Admin.Cert}}
+
+	steps := []struct {
+		name    string
+		at      time.Time
+		wantErr error
+	}{
+		{name: "first request verifies", at: now},
+		{name: "second request is remembered", at: now.Add(time.Minute)},
+		{name: "after expiry the remembered certificate fails", at: c.bundle.Admin.Cert.NotAfter.Add(time.Second), wantErr: ErrInvalidCertificate},
+		{name: "before NotBefore it fails too", at: c.bundle.Admin.Cert.NotBefore.Add(-time.Second), wantErr: ErrInvalidCertificate},
+		{name: "back in the window it passes", at: now.Add(time.Hour)},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			clock.now = st.at
+			_, ok, err := a.AuthenticateRequest(r)
+			if !errors.Is(err, st.wantErr) || (st.wantErr == nil && (err != nil || !ok)) {
+				t.Errorf("ok=%v err=%v, want %v", ok, err, st.wantErr)
+			}
+		})
+	}
+	t.Run("a certificate of another CA is never remembered as good", func(t *testing.T) {
+		other := newCluster(t, now)
+		r := httptest.NewRequest("GET", "/api", nil)
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{other.bundle.Admin.Cert}}
+		for range 2 {
+			if _, _, err := a.AuthenticateRequest(r); !errors.Is(err, ErrInvalidCertificate) {
+				t.Fatalf("error = %v", err)
+			}
+		}
+	})
+}
+
 func TestNewX509_RejectsMissingRoots(t *testing.T) {
 	if _, err := NewX509(X509Config{}); err == nil {
 		t.Fatal("NewX509 without roots succeeded")

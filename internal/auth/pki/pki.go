@@ -241,7 +241,7 @@ type ensurer struct {
 
 func (e *ensurer) path(name string) string { return filepath.Join(e.cfg.Dir, name) }
 
-// load reads and parses a private key file, tightening its mode if others
+// loadKey parses a private key file, tightening its mode if others
 // can read it.
 func (e *ensurer) loadKey(path string, data []byte) (crypto.Signer, error) {
 	key, err := parseKey(data)
