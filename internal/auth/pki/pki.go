@@ -542,7 +542,9 @@ func normalizeSANs(dnsNames []string, ips []net.IP) ([]string, []net.IP, error) 
 		if strings.HasPrefix(clean, "*.") {
 			errs = validation.IsWildcardDNS1123Subdomain(clean)
 		} else {
-			errs = validation.IsDNS1123Subdomain(clean)
+			// Underscores are not DNS-1123, but real hostnames have them
+			// and TLS clients (Go's among them) accept them.
+			errs = validation.IsDNS1123SubdomainWithUnderscore(clean)
 		}
 		if len(errs) > 0 {
 			return nil, nil, fmt.Errorf("DNS name %q: %s", name, strings.Join(errs, "; "))

@@ -703,9 +703,9 @@ func TestEnsure_RejectsBadConfig(t *testing.T) {
 	}
 }
 
-func TestEnsure_TreatsIPLikeDNSNamesAsIPs(t *testing.T) {
+func TestEnsure_AcceptsIPsWildcardsAndUnderscoresAsNames(t *testing.T) {
 	cfg, _ := testConfig(t)
-	cfg.DNSNames = []string{"node-a", "198.51.100.4", "2001:db8::1", "*.apps.example.com"}
+	cfg.DNSNames = []string{"node-a", "198.51.100.4", "2001:db8::1", "*.apps.example.com", "Build_Host"}
 	b := mustEnsure(t, cfg)
 	if slices.Contains(b.Serving.Cert.DNSNames, "198.51.100.4") {
 		t.Error("IP address landed among the DNS names")
@@ -715,8 +715,10 @@ func TestEnsure_TreatsIPLikeDNSNamesAsIPs(t *testing.T) {
 			t.Errorf("serving certificate lacks IP %s", want)
 		}
 	}
-	if !slices.Contains(b.Serving.Cert.DNSNames, "*.apps.example.com") {
-		t.Error("wildcard name missing")
+	for _, want := range []string{"*.apps.example.com", "build_host"} {
+		if !slices.Contains(b.Serving.Cert.DNSNames, want) {
+			t.Errorf("serving certificate lacks DNS name %s", want)
+		}
 	}
 }
 
