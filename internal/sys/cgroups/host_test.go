@@ -461,7 +461,9 @@ func TestHost_CPUQuotaThrottles(t *testing.T) {
 			t.Fatal(err)
 		}
 		if s.CPU.ThrottledPeriods > 0 {
-			if s.CPU.Throttled <= 0 || s.CPU.Periods < s.CPU.ThrottledPeriods {
+			// (throttled time is added when a period ends, so it may
+			// still be 0 here.)
+			if s.CPU.Periods < s.CPU.ThrottledPeriods {
 				t.Errorf("inconsistent throttling stats %+v", s.CPU)
 			}
 			t.Logf("cpu %+v", s.CPU)
