@@ -1,0 +1,53 @@
+package shim
+
+import (
+	"os"
+)
+
+// ReexecEnv is the environment variable that marks a re-executed helper
+// and names its role.
+const ReexecEnv = "_SKIFF_REEXEC"
+
+// The roles a re-executed binary can take.
+const (
+	RoleShim = "shim"
+	RoleInit = "init"
+	RoleExec = "exec"
+)
+
+// init dispatches re-executed helpers before the rest of the binary
+// initializes. It is the one init function in skiff that does work: the
+// binary carries kubectl, client-go and etcd, whose package initializers
+// take tens of milliseconds and tens of megabytes, and a helper needs none
+// of it. It registers nothing; processes without the marker are untouched.
+func init() {
+	if role := os.Getenv(ReexecEnv); role != "" {
+		os.Exit(run(role))
+	}
+}
+
+// MaybeRun runs the helper named by ReexecEnv and exits, or returns false
+// when the process is not a re-executed helper. Helpers are normally
+// dispatched before main runs, so this is a second line of defence for
+// entry points that are reached some other way.
+func MaybeRun() bool {
+	role := os.Getenv(ReexecEnv)
+	if role == "" {
+		return false
+	}
+	os.Exit(run(role))
+	return true
+}
+
+func run(role string) int {
+	switch role {
+	case RoleShim:
+		return runShim()
+	case RoleInit:
+		return runInit()
+	case RoleExec:
+		return runExecInit()
+	}
+	os.Stderr.WriteString("skiff: unknown helper role " + role + "\n")
+	return 2
+}

@@ -1,0 +1,156 @@
+package shim
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// runInit is the container init: argv is [name, bundle]; fd 3 is the
+// sync socket to the runtime. It never returns on success (it execs).
+func runInit() int {
+	runtime.LockOSThread()
+	if len(os.Args) < 2 {
+		return 2
+	}
+	bundle := os.Args[1]
+	syncFile := os.NewFile(3, "sync")
+	unix.CloseOnExec(3)
+	fail := func(err error) int {
+		json.NewEncoder(syncFile).Encode(Message{Type: "error", Error: err.Error()})
+		return 1
+	}
+	data, err := os.ReadFile(filepath.Join(bundle, SpecFile))
+	if err != nil {
+		return fail(err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return fail(fmt.Errorf("read spec: %w", err))
+	}
+	if spec.Process == nil || spec.Root == nil || spec.Linux == nil {
+		return fail(errors.New("spec has no process, root or linux section"))
+	}
+	// The fifo is opened now, while the host's filesystem is visible,
+	// and reopened for writing through /proc once set-up is done.
+	fifo, err := unix.Open(filepath.Join(bundle, FifoFile), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(fmt.Errorf("open exec fifo: %w", err))
+	}
+
+	// Wait until the runtime has put us in our cgroup.
+	r := bufio.NewReader(syncFile)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return 1 // the runtime gave up on us
+	}
+	var msg Message
+	if err := json.Unmarshal(line, &msg); err != nil || msg.Type != "go" {
+		return fail(fmt.Errorf("unexpected sync message %q", line))
+	}
+	// Non-dumpable until exec: processes in the container must not reach
+	// this binary through /proc/<pid>/exe.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+	if hasNamespace(&spec, specs.CgroupNamespace) {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fail(fmt.Errorf("new cgroup namespace: %w", err))
+		}
+	}
+	if err := setupRootfs(&spec); err != nil {
+		return fail(err)
+	}
+	if spec.Hostname != "" && !hasJoinedNamespace(&spec, specs.UTSNamespace) && hasNamespace(&spec, specs.UTSNamespace) {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fail(fmt.Errorf("set hostname: %w", err))
+		}
+	}
+	path, err := finishProcess(spec.Process, spec.Linux.Seccomp)
+	if err != nil {
+		return fail(err)
+	}
+	if err := json.NewEncoder(syncFile).Encode(Message{Type: "created"}); err != nil {
+		return 1
+	}
+	syncFile.Close()
+
+	// Block until StartContainer opens the other end.
+	w, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fifo), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "skiff-init: open exec fifo: %v\n", err)
+		return 127
+	}
+	unix.Write(w, []byte{'0'})
+	err = unix.Exec(path, spec.Process.Args, spec.Process.Env)
+	msgText := fmt.Sprintf("exec %s: %v", spec.Process.Args[0], err)
+	unix.Write(w, []byte(msgText))
+	fmt.Fprintln(os.Stderr, msgText)
+	return 127
+}
+
+func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+func hasJoinedNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == t && n.Path != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// runExecInit runs a process inside a running container: argv is [name];
+// fd 3 is the sync socket, fd 4 the container's mount namespace. The
+// runtime started it in the container's other namespaces and sends the
+// config once it has joined the container's cgroup.
+func runExecInit() int {
+	runtime.LockOSThread()
+	syncFile := os.NewFile(3, "sync")
+	unix.CloseOnExec(3)
+	unix.CloseOnExec(4)
+	fail := func(err error) int {
+		json.NewEncoder(syncFile).Encode(Message{Type: "error", Error: err.Error()})
+		return 126
+	}
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	line, err := bufio.NewReader(syncFile).ReadBytes('\n')
+	if err != nil {
+		return 126
+	}
+	var msg Message
+	if err := json.Unmarshal(line, &msg); err != nil || msg.Type != "config" || msg.Exec == nil {
+		return fail(fmt.Errorf("unexpected sync message %q", line))
+	}
+	// Join the container's filesystem: first stop sharing filesystem
+	// info with the runtime's other threads, which setns requires.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fail(fmt.Errorf("unshare fs: %w", err))
+	}
+	if err := unix.Setns(4, unix.CLONE_NEWNS); err != nil {
+		return fail(fmt.Errorf("join mount namespace: %w", err))
+	}
+	unix.Close(4)
+	p := msg.Exec.Process
+	path, err := finishProcess(&p, msg.Exec.Seccomp)
+	if err != nil {
+		return fail(err)
+	}
+	// Success is the sync socket closing on exec.
+	err = unix.Exec(path, p.Args, p.Env)
+	return fail(fmt.Errorf("exec %s: %w", p.Args[0], err))
+}

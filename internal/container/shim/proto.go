@@ -1,0 +1,156 @@
+package shim
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Files in a container's bundle directory.
+const (
+	SpecFile   = "config.json" // the OCI spec, written by the runtime
+	ConfigFile = "shim.json"   // the shim's Config, written by the runtime
+	FifoFile   = "exec.fifo"   // the init blocks opening it until start
+	ExitFile   = "exit.json"   // the init's ExitStatus, written by the shim
+	SocketFile = "shim.sock"   // the shim's control socket
+	LogFile    = "shim.log"    // the shim's and init's own errors
+)
+
+// ErrNotRunning is returned (wrapped) by the control calls when the shim
+// is gone.
+var ErrNotRunning = errors.New("container is not running")
+
+// Config is what the shim needs besides the OCI spec.
+type Config struct {
+	// LogPath is the CRI log file; empty discards output.
+	LogPath string `json:"logPath,omitempty"`
+	// LogMaxSize rotates the log once it grows past this many bytes
+	// (0: never); LogMaxFiles is how many files to keep, the live one
+	// included (at least 2 when rotating).
+	LogMaxSize  int64 `json:"logMaxSize,omitempty"`
+	LogMaxFiles int   `json:"logMaxFiles,omitempty"`
+	// Terminal gives the container a pty instead of pipes.
+	Terminal bool `json:"terminal,omitempty"`
+	// Stdin keeps the container's stdin open for attach; StdinOnce closes
+	// it when the first attached client detaches.
+	Stdin     bool `json:"stdin,omitempty"`
+	StdinOnce bool `json:"stdinOnce,omitempty"`
+	// Namespaces are joined (type as in /proc/<pid>/ns -> file) before
+	// the init is cloned.
+	Namespaces map[string]string `json:"namespaces,omitempty"`
+	// NewPID gives the container its own PID namespace.
+	NewPID bool `json:"newPID,omitempty"`
+}
+
+// Message is one JSON line on the sync socket between the runtime, the
+// shim and an init.
+type Message struct {
+	// Type is "pid" (shim -> runtime: the init's host PID), "go"
+	// (runtime -> init: it is in its cgroup), "created" (init -> runtime:
+	// ready, waiting for start), "error" (init -> runtime) or "config"
+	// (runtime -> exec-init).
+	Type  string      `json:"type"`
+	Pid   int         `json:"pid,omitempty"`
+	Error string      `json:"error,omitempty"`
+	Exec  *ExecConfig `json:"exec,omitempty"`
+}
+
+// ExecConfig is what an exec-init runs.
+type ExecConfig struct {
+	Process specs.Process       `json:"process"`
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+}
+
+// ExitStatus is how the init ended, as the shim saw it.
+type ExitStatus struct {
+	Pid int `json:"pid"`
+	// ExitCode is the exit status, or 128+signal for a process killed by
+	// a signal (as shells and the CRI report it).
+	ExitCode int `json:"exitCode"`
+	// Signal is the signal that killed it, 0 if it exited.
+	Signal     int       `json:"signal,omitempty"`
+	FinishedAt time.Time `json:"finishedAt"`
+}
+
+// ReadExit returns the exit status the shim wrote in bundle, or an error
+// wrapping os.ErrNotExist when there is none (yet).
+func ReadExit(bundle string) (ExitStatus, error) {
+	var st ExitStatus
+	data, err := os.ReadFile(filepath.Join(bundle, ExitFile))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return st, fmt.Errorf("read %s: %w", ExitFile, err)
+	}
+	return st, nil
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so readers never see half a file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Control requests, one JSON line opening each connection to the shim's
+// socket.
+type request struct {
+	Op     string `json:"op"` // attach, resize, reopen, close-stdin
+	Stdin  bool   `json:"stdin,omitempty"`
+	Stdout bool   `json:"stdout,omitempty"`
+	Stderr bool   `json:"stderr,omitempty"`
+	Width  uint16 `json:"width,omitempty"`
+	Height uint16 `json:"height,omitempty"`
+}
+
+type reply struct {
+	Error string `json:"error,omitempty"`
+}
+
+// Frames on an attach connection: a kind byte, a big-endian uint32
+// length, then the payload.
+const (
+	frameStdout     = 1 // shim -> client
+	frameStderr     = 2 // shim -> client
+	frameStdin      = 3 // client -> shim
+	frameCloseStdin = 4 // client -> shim
+	frameResize     = 5 // client -> shim: width, height as uint16 BE
+)
+
+func writeFrame(w io.Writer, kind byte, p []byte) error {
+	hdr := make([]byte, 5, 5+len(p))
+	hdr[0] = kind
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(p)))
+	_, err := w.Write(append(hdr, p...))
+	return err
+}
+
+func readFrame(r io.Reader, buf []byte) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if int(n) > cap(buf) {
+		if n > 1<<20 {
+			return 0, nil, fmt.Errorf("attach frame of %d bytes", n)
+		}
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], buf, nil
+}
