@@ -580,8 +580,9 @@ func (c *Cgroup) allProcs() ([]int, error) {
 }
 
 // Freeze stops every process in the cgroup and its descendants and waits
-// until the kernel reports them frozen. If ctx ends first it thaws the
-// cgroup again and fails with ErrBusy. Freezing a frozen cgroup is a no-op.
+// until the kernel reports them frozen. If ctx ends first (or
+// DefaultTimeout passes, without a deadline) it thaws the cgroup again and
+// fails with ErrBusy. Freezing a frozen cgroup is a no-op.
 func (c *Cgroup) Freeze(ctx context.Context) error {
 	return c.setFrozen(ctx, true)
 }
@@ -593,6 +594,8 @@ func (c *Cgroup) Thaw(ctx context.Context) error {
 }
 
 func (c *Cgroup) setFrozen(ctx context.Context, frozen bool) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	verb := map[bool]string{true: "freeze", false: "thaw"}[frozen]
 	// write asks for the state; done reports whether it has been reached.
 	var write func() error
@@ -639,6 +642,18 @@ func (c *Cgroup) setFrozen(ctx context.Context, frozen bool) error {
 	}
 }
 
+// DefaultTimeout bounds Freeze, Thaw, Kill and Remove when their context
+// has no deadline, so that a cgroup that never settles cannot hang them.
+const DefaultTimeout = 30 * time.Second
+
+// bounded returns ctx, given DefaultTimeout if it has no deadline.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, DefaultTimeout)
+}
+
 // sleep waits for d or until ctx ends, returning ctx's error then.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -654,9 +669,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 // Kill sends SIGKILL to every process in the cgroup and its descendants and
 // waits until none is left. It uses cgroup.kill where the kernel has it,
 // and otherwise freezes the cgroup (where there is a freezer) so that no
-// process can fork while being killed. If ctx ends first it fails with
-// ErrBusy. Killing an empty or missing cgroup succeeds.
+// process can fork while being killed. If ctx ends first (or
+// DefaultTimeout passes, without a deadline) it fails with ErrBusy. Killing
+// an empty or missing cgroup succeeds.
 func (c *Cgroup) Kill(ctx context.Context) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	cgroupKill := c.unified != "" && exists(c.unified, "cgroup.kill")
 	_, freezer := c.v1["freezer"]
 	if c.unified != "" && c.m.layout.Mode() == ModeUnified {
@@ -718,11 +736,15 @@ func (c *Cgroup) signalAll(ctx context.Context, freeze bool) error {
 }
 
 // Remove deletes the cgroup and every cgroup below it, in every hierarchy.
-// It does not kill processes: a cgroup that still has some fails with
-// ErrBusy once ctx ends (the kernel refuses to remove a populated cgroup;
-// Remove retries until then, because exiting processes take a moment to
-// leave). Removing a missing cgroup succeeds, so Remove is idempotent.
+// It does not kill processes: if a cgroup still lists some, Remove fails at
+// once with ErrBusy (call Kill first). Processes that are exiting are no
+// longer listed but can keep the kernel from removing the directory for a
+// moment; Remove retries that until ctx ends (or DefaultTimeout, without a
+// deadline). Removing a missing cgroup succeeds, so Remove is idempotent.
+// The cgroups above it, such as a pod's, are left alone.
 func (c *Cgroup) Remove(ctx context.Context) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	for _, dir := range c.dirList() {
 		if err := c.removeTree(ctx, dir); err != nil {
 			return err
@@ -732,6 +754,11 @@ func (c *Cgroup) Remove(ctx context.Context) error {
 }
 
 func (c *Cgroup) removeTree(ctx context.Context, dir string) error {
+	// Most cgroups removed are leaves: try that first.
+	err := c.m.fs.rmdir(dir)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -749,11 +776,15 @@ func (c *Cgroup) removeTree(ctx context.Context, dir string) error {
 	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
 		err := c.m.fs.rmdir(dir)
 		if err == nil || errors.Is(err, fs.ErrNotExist) {
-			c.m.log.Debug("removed cgroup directory", "dir", dir)
 			return nil
 		}
 		if !errors.Is(err, syscall.EBUSY) {
 			return fileError("rmdir", dir, "", dir, err)
+		}
+		if data, rerr := os.ReadFile(filepath.Join(dir, "cgroup.procs")); rerr == nil {
+			if pids, _ := parsePids(string(data)); len(pids) > 0 {
+				return fmt.Errorf("cgroup %s: rmdir %s: processes %v still in it: %w: %w", c.name(), dir, pids, ErrBusy, err)
+			}
 		}
 		if serr := sleep(ctx, delay); serr != nil {
 			return fmt.Errorf("cgroup %s: rmdir %s: %w: %w", c.name(), dir, ErrBusy, serr)

@@ -1,7 +1,6 @@
 package cgroups
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
@@ -36,15 +35,53 @@ func (hostFS) rmdir(dir string) error {
 	return nil
 }
 
+// writeFile writes an interface file with plain system calls: os.File
+// would register every (pollable) cgroup file with the runtime's poller,
+// which costs two more system calls per file.
 func (hostFS) writeFile(name, data string) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_TRUNC, 0)
+	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: name, Err: err}
 	}
-	// Interface files take one value per write(2); a short write is an
-	// error the kernel reports, never a partial success.
-	_, err = f.WriteString(data)
-	return errors.Join(err, f.Close())
+	defer unix.Close(fd)
+	// Interface files take one value per write(2); the kernel reports a
+	// value it refuses as an error, never as a short write.
+	for {
+		_, err = unix.Write(fd, []byte(data))
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return &os.PathError{Op: "write", Path: name, Err: err}
+	}
+	return nil
+}
+
+// readSmall reads a whole (small) file with plain system calls, for the
+// same reason as writeFile.
+func readSmall(name string) ([]byte, error) {
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 512)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, &os.PathError{Op: "read", Path: name, Err: err}
+		case n == 0:
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }
 
 func (hostFS) attachDevices(dir string, rules []DeviceRule) error {

@@ -27,7 +27,7 @@ import (
 // parent of its own ("skiff-test-<random>") that cleanup kills and removes
 // in every hierarchy, checking that nothing is left. edit may change the
 // detected layout (to drive only the cgroup2 or only the v1 hierarchies).
-func hostManager(t *testing.T, edit func(*Layout)) *Manager {
+func hostManager(t testing.TB, edit func(*Layout)) *Manager {
 	t.Helper()
 	testutil.RequireRoot(t)
 	l, err := detectLayout()
@@ -41,7 +41,7 @@ func hostManager(t *testing.T, edit func(*Layout)) *Manager {
 		Parent:       fmt.Sprintf("skiff-test-%08x", rand.Uint32()),
 		Layout:       &l,
 		PollInterval: 20 * time.Millisecond,
-		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:       testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +70,16 @@ func hostManager(t *testing.T, edit func(*Layout)) *Manager {
 		}
 	})
 	return m
+}
+
+// testLogger logs to the test's output, at debug level except in
+// benchmarks, where logging would be measured.
+func testLogger(t testing.TB) *slog.Logger {
+	level := slog.LevelDebug
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
 }
 
 func readTrim(t *testing.T, dir, file string) string {

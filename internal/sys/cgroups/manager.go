@@ -138,37 +138,92 @@ func (m *Manager) Create(p string) (*Cgroup, error) {
 		return nil, fmt.Errorf("create cgroup %s: %w", c.name(), err)
 	}
 	elems := strings.Split(c.full, "/")
+	var err error
 	if root := m.layout.Unified; root != "" {
-		dir := root
-		for _, e := range elems {
-			if err := m.enableControllers(dir); err != nil {
-				return fail(err)
-			}
-			dir = filepath.Join(dir, e)
-			var err error
-			if made, err = m.mkdir(dir, made); err != nil {
-				return fail(err)
-			}
+		if made, err = m.createUnified(root, elems, made); err != nil {
+			return fail(err)
 		}
 	}
 	for _, root := range c.v1Roots() {
-		dir := root
-		cpuset := m.layout.V1["cpuset"] == root
-		for _, e := range elems {
-			parent := dir
-			dir = filepath.Join(dir, e)
-			var err error
-			if made, err = m.mkdir(dir, made); err != nil {
-				return fail(err)
-			}
-			if cpuset {
-				if err := m.inheritCpuset(parent, dir); err != nil {
-					return fail(err)
-				}
-			}
+		if made, err = m.createV1(root, elems, m.layout.V1["cpuset"] == root, made); err != nil {
+			return fail(err)
 		}
 	}
 	return c, nil
+}
+
+// createUnified makes root/elems in the cgroup2 hierarchy. The common case,
+// a new cgroup in an existing parent that already delegates every
+// controller the manager drives (a container in its pod), costs one read
+// and one mkdir; otherwise it walks down from the root, enabling the
+// available controllers in each ancestor before making the next level.
+func (m *Manager) createUnified(root string, elems []string, made []string) ([]string, error) {
+	leaf := filepath.Join(append([]string{root}, elems...)...)
+	if m.delegatesAll(filepath.Dir(leaf)) {
+		return m.mkdir(leaf, made)
+	}
+	dir := root
+	for _, e := range elems {
+		if err := m.enableControllers(dir); err != nil {
+			return made, err
+		}
+		dir = filepath.Join(dir, e)
+		var err error
+		if made, err = m.mkdir(dir, made); err != nil {
+			return made, err
+		}
+	}
+	return made, nil
+}
+
+// delegatesAll reports whether dir exists and has every controller the
+// manager drives in its cgroup.subtree_control. The kernel only lets a
+// cgroup enable what its parent enabled, so then every ancestor has too.
+func (m *Manager) delegatesAll(dir string) bool {
+	on, err := readFile(dir, "cgroup.subtree_control")
+	if err != nil {
+		return false
+	}
+	enabled := strings.Fields(on)
+	for c := range m.v2 {
+		if !slices.Contains(enabled, c) {
+			return false
+		}
+	}
+	return true
+}
+
+// createV1 makes root/elems in one v1 hierarchy: first the leaf alone, and
+// only if its parent is missing, every level from the top. New cpuset
+// cgroups get their parent's cpus and mems.
+func (m *Manager) createV1(root string, elems []string, cpuset bool, made []string) ([]string, error) {
+	leaf := filepath.Join(append([]string{root}, elems...)...)
+	n := len(made)
+	made, err := m.mkdir(leaf, made)
+	switch {
+	case err == nil:
+		if cpuset && len(made) > n {
+			return made, m.inheritCpuset(filepath.Dir(leaf), leaf)
+		}
+		return made, nil
+	case !errors.Is(err, ErrNotExist):
+		return made, err
+	}
+	dir := root
+	for _, e := range elems {
+		parent := dir
+		dir = filepath.Join(dir, e)
+		n := len(made)
+		if made, err = m.mkdir(dir, made); err != nil {
+			return made, err
+		}
+		if cpuset && len(made) > n {
+			if err := m.inheritCpuset(parent, dir); err != nil {
+				return made, err
+			}
+		}
+	}
+	return made, nil
 }
 
 // mkdir makes dir unless it exists, and appends it to made if it made it.
@@ -269,7 +324,7 @@ func (m *Manager) handle(p string) *Cgroup {
 // readFile reads an interface file, classifying errors like fileError.
 func readFile(dir, file string) (string, error) {
 	name := filepath.Join(dir, file)
-	data, err := os.ReadFile(name)
+	data, err := readSmall(name)
 	if err != nil {
 		return "", fileError("read", name, "", dir, err)
 	}
