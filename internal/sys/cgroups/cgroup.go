@@ -176,6 +176,15 @@ func (c *Cgroup) plan(r *Resources) ([]op, error) {
 			return nil, err
 		}
 	}
+	// Every file must be there before anything is written: a controller
+	// the kernel offers at the root may still be off for this cgroup.
+	for _, o := range ops {
+		if o.devices == nil {
+			if err := need(o.dir, o.file); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return ops, nil
 }
 
@@ -290,13 +299,9 @@ func (c *Cgroup) planMemory(m *Memory) ([]op, error) {
 			file string
 			v    *int64
 		}{{"memory.min", m.Min}, {"memory.low", m.Low}, {"memory.high", m.High}, {"memory.max", m.Max}, {"memory.swap.max", m.Swap}} {
-			if f.v == nil {
-				continue
+			if f.v != nil {
+				ops = append(ops, op{dir: dir, file: f.file, data: maxOr(*f.v)})
 			}
-			if err := need(dir, f.file); err != nil {
-				return nil, err
-			}
-			ops = append(ops, op{dir: dir, file: f.file, data: maxOr(*f.v)})
 		}
 		return ops, nil
 	}
@@ -399,9 +404,6 @@ func (c *Cgroup) planIO(io *IO) ([]op, error) {
 	for _, t := range io.Throttle {
 		dev := fmt.Sprintf("%d:%d", t.Major, t.Minor)
 		if v2 {
-			if err := need(dir, "io.max"); err != nil {
-				return nil, err
-			}
 			ops = append(ops, op{dir: dir, file: "io.max", data: fmt.Sprintf("%s rbps=%s wbps=%s riops=%s wiops=%s",
 				dev, zeroMax(t.ReadBPS), zeroMax(t.WriteBPS), zeroMax(t.ReadIOPS), zeroMax(t.WriteIOPS))})
 			continue
@@ -415,9 +417,6 @@ func (c *Cgroup) planIO(io *IO) ([]op, error) {
 			{"blkio.throttle.read_iops_device", t.ReadIOPS},
 			{"blkio.throttle.write_iops_device", t.WriteIOPS},
 		} {
-			if err := need(dir, f.file); err != nil {
-				return nil, err
-			}
 			ops = append(ops, op{dir: dir, file: f.file, data: fmt.Sprintf("%s %d", dev, f.v)})
 		}
 	}
@@ -464,9 +463,6 @@ func (c *Cgroup) planRDMA(limits []RDMA) ([]op, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := need(dir, "rdma.max"); err != nil {
-		return nil, err
-	}
 	var ops []op
 	for _, l := range limits {
 		ops = append(ops, op{dir: dir, file: "rdma.max", data: fmt.Sprintf("%s hca_handle=%s hca_object=%s", l.Device, maxOr(l.HCAHandles), maxOr(l.HCAObjects))})
@@ -479,9 +475,6 @@ func (c *Cgroup) planDevices(rules []DeviceRule) ([]op, error) {
 		return nil, nil
 	}
 	if dir, ok := c.v1["devices"]; ok {
-		if err := need(dir, "devices.deny"); err != nil {
-			return nil, err
-		}
 		// Start from "deny everything", then apply the rules in order.
 		ops := []op{{dir: dir, file: "devices.deny", data: "a"}}
 		for _, r := range rules {

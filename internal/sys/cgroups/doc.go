@@ -54,6 +54,14 @@
 // Dirs documents how a runtime gives a container a cgroup namespace so that
 // it sees its own cgroup as the root (the delegation model of cgroup v2).
 //
+// On a hybrid host a cgroup also exists in the cgroup2 hierarchy and
+// AddProc puts processes there too, so that hugetlb limits apply and Watch
+// and Stats can use cgroup.events and the pressure (PSI) files; every
+// other controller, and freezing and device rules, go through v1.
+//
+// Freeze, Thaw, Kill and Remove wait for the kernel to settle; they stop
+// when their context ends, or after DefaultTimeout if it has no deadline.
+//
 // # Resource mapping
 //
 // Resources is written in the units of the kubelet: CPU shares (converted

@@ -171,6 +171,10 @@ func TestApply_ReportsMissingFilesAsNotSupported(t *testing.T) {
 		{"no_io_max", "v2", []string{"io.max"}, &Resources{IO: &IO{Throttle: []IOThrottle{{Major: 8}}}}},
 		{"no_rdma_max", "v2", []string{"rdma.max"}, &Resources{RDMA: []RDMA{{Device: "mlx4_0", HCAHandles: 1, HCAObjects: 1}}}},
 		{"no_devices_files", "hybrid", []string{"devices.deny"}, &Resources{Devices: DefaultDevices()}},
+		// A controller the root offers but this cgroup lacks is found
+		// before the earlier limits are written.
+		{"controller_off_here_v2", "v2", []string{"pids.max"}, &Resources{CPU: &CPU{Shares: new(uint64(2))}, PidsMax: new(int64(5))}},
+		{"controller_off_here_v1", "hybrid", []string{"pids.max"}, &Resources{CPU: &CPU{Shares: new(uint64(2))}, PidsMax: new(int64(5))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := synthHosts[tc.host]()
