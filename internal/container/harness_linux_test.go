@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -129,9 +130,17 @@ func (h *harness) dump() {
 	entries, _ := os.ReadDir(filepath.Join(h.cfg.Root, "containers"))
 	for _, e := range entries {
 		dir := filepath.Join(h.cfg.Root, "containers", e.Name())
-		for _, f := range []string{"container.json", "shim.log", "exit.json"} {
+		for _, f := range []string{"shim.log", "exit.json"} {
 			data, _ := os.ReadFile(filepath.Join(dir, f))
 			h.t.Logf("%s/%s: %s", e.Name()[:12], f, data)
+		}
+		var rec containerRecord
+		if data, err := os.ReadFile(filepath.Join(dir, "container.json")); err == nil && json.Unmarshal(data, &rec) == nil {
+			data, _ := os.ReadFile(rec.LogPath)
+			if len(data) > 2000 {
+				data = data[len(data)-2000:]
+			}
+			h.t.Logf("%s log: %s", e.Name()[:12], data)
 		}
 	}
 }
@@ -237,3 +246,5 @@ func (h *harness) output(pod string, cfg *runtimeapi.ContainerConfig) (lines []s
 }
 
 var _ = fmt.Sprintf
+
+func strconvItoa(n int) string { return fmt.Sprint(n) }

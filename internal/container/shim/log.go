@@ -116,11 +116,16 @@ func (l *logWriter) writeLocked(p []byte) {
 	if l.f == nil || len(p) == 0 {
 		return
 	}
+	// Rotate before a write that would pass the limit, so the live file
+	// always holds the latest lines.
+	if l.maxSize > 0 && l.size > 0 && l.size+int64(len(p)) > l.maxSize {
+		l.rotateLocked()
+		if l.f == nil {
+			return
+		}
+	}
 	n, _ := l.f.Write(p)
 	l.size += int64(n)
-	if l.maxSize > 0 && l.size >= l.maxSize {
-		l.rotateLocked()
-	}
 }
 
 // rotateLocked renames path to path.1 (path.1 to path.2, ...), drops the

@@ -144,6 +144,8 @@ func user(in Input, sc *runtimeapi.LinuxContainerSecurityContext) (User, error) 
 	if sc.GetSupplementalGroupsPolicy() == runtimeapi.SupplementalGroupsPolicy_Strict {
 		u.Additional = nil
 	}
+	// The primary group comes first, as containerd lists it.
+	u.Additional = append([]uint32{u.GID}, slices.DeleteFunc(u.Additional, func(g uint32) bool { return g == u.GID })...)
 	for _, g := range sc.GetSupplementalGroups() {
 		if !slices.Contains(u.Additional, uint32(g)) {
 			u.Additional = append(u.Additional, uint32(g))
