@@ -1,0 +1,225 @@
+package apiserver
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/registry/printers"
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// endpoint is one served resource: its rules, its keys in etcd and its
+// watch cache.
+type endpoint struct {
+	res *registry.Resource
+	gvr schema.GroupVersionResource
+	gvk schema.GroupVersionKind
+	gr  schema.GroupResource
+	// prefix is the etcd key prefix, ending in "/".
+	prefix string
+	cache  *storage.Cache
+	table  *printers.Table
+	// fieldLabels are the field selector keys the resource supports.
+	fieldLabels sets.Set[string]
+	verbs       sets.Set[string]
+	nameFn      apivalidation.ValidateNameFunc
+
+	// managers are the server-side apply field managers, built on first
+	// use, keyed by subresource ("" for the main resource).
+	managers managerSet
+}
+
+var defaultVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+
+func (s *Server) newEndpoint(res *registry.Resource) (*endpoint, error) {
+	if res.New == nil || res.NewList == nil || res.Resource == "" || res.Kind == "" {
+		return nil, fmt.Errorf("apiserver: resource %q of %s is incomplete", res.Resource, res.GroupVersion)
+	}
+	ep := &endpoint{
+		res:    res,
+		gvr:    res.GroupVersion.WithResource(res.Resource),
+		gvk:    res.GroupVersion.WithKind(res.Kind),
+		gr:     schema.GroupResource{Group: res.GroupVersion.Group, Resource: res.Resource},
+		prefix: keyPrefix(res),
+		table:  tableFor(res),
+		nameFn: apivalidation.NameIsDNSSubdomain,
+	}
+	if res.NameValidation != nil {
+		ep.nameFn = res.NameValidation
+	}
+	ep.fieldLabels = sets.New("metadata.name")
+	if res.Namespaced {
+		ep.fieldLabels.Insert("metadata.namespace")
+	}
+	ep.fieldLabels.Insert(res.FieldLabels...)
+	verbs := res.Verbs
+	if len(verbs) == 0 {
+		verbs = defaultVerbs
+	}
+	ep.verbs = sets.New(verbs...)
+	cache, err := storage.NewCache(storage.CacheConfig{
+		Store:     s.store,
+		Prefix:    ep.prefix,
+		Attrs:     ep.attrs,
+		NewObject: res.New,
+		Logger:    s.log.With("resource", ep.gr.String()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ep.cache = cache
+	return ep, nil
+}
+
+// keyPrefix is where a resource lives in etcd: /registry/<resource>/ for
+// the core group, /registry/<group>/<resource>/ otherwise.
+func keyPrefix(res *registry.Resource) string {
+	if res.GroupVersion.Group == "" {
+		return "/registry/" + res.Resource + "/"
+	}
+	return "/registry/" + res.GroupVersion.Group + "/" + res.Resource + "/"
+}
+
+func (ep *endpoint) key(namespace, name string) string {
+	if ep.res.Namespaced {
+		return ep.prefix + namespace + "/" + name
+	}
+	return ep.prefix + name
+}
+
+// listPrefix is the key prefix of a list in namespace ("" for all).
+func (ep *endpoint) listPrefix(namespace string) string {
+	if ep.res.Namespaced && namespace != "" {
+		return ep.prefix + namespace + "/"
+	}
+	return ep.prefix
+}
+
+// attrs returns the labels and selectable fields of obj.
+func (ep *endpoint) attrs(obj runtime.Object) (labels.Set, fields.Set) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, nil
+	}
+	f := fields.Set{"metadata.name": m.GetName()}
+	if ep.res.Namespaced {
+		f["metadata.namespace"] = m.GetNamespace()
+	}
+	if ep.res.SelectableFields != nil {
+		for k, v := range ep.res.SelectableFields(obj) {
+			f[k] = v
+		}
+	}
+	return m.GetLabels(), f
+}
+
+// tableFor returns the resource's table, or upstream's default one.
+func tableFor(res *registry.Resource) *printers.Table {
+	if res.Table != nil {
+		return res.Table
+	}
+	return &printers.Table{
+		Columns: []metav1.TableColumnDefinition{
+			{Name: "Name", Type: "string", Format: "name", Description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"},
+			{Name: "Created At", Type: "date", Description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"},
+		},
+		Row: func(obj runtime.Object) ([]interface{}, error) {
+			m, err := meta.Accessor(obj)
+			if err != nil {
+				return nil, err
+			}
+			return []interface{}{m.GetName(), m.GetCreationTimestamp().UTC().Format("2006-01-02T15:04:05Z")}, nil
+		},
+	}
+}
+
+// statusField returns obj's Status field, if it has one.
+func statusField(obj runtime.Object) (reflect.Value, bool) {
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer {
+		return reflect.Value{}, false
+	}
+	f := v.Elem().FieldByName("Status")
+	return f, f.IsValid() && f.CanSet()
+}
+
+// copyStatus sets dst's Status to src's.
+func copyStatus(dst, src runtime.Object) {
+	d, ok := statusField(dst)
+	if !ok {
+		return
+	}
+	sv, ok := statusField(src)
+	if !ok {
+		return
+	}
+	d.Set(sv)
+}
+
+// clearStatus zeroes obj's Status.
+func clearStatus(obj runtime.Object) {
+	if f, ok := statusField(obj); ok {
+		f.Set(reflect.Zero(f.Type()))
+	}
+}
+
+// specChanged reports whether anything but metadata and status differs
+// between two objects of one type: what makes metadata.generation move.
+func specChanged(a, b runtime.Object) bool {
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	t := va.Type()
+	for i := 0; i < t.NumField(); i++ {
+		switch t.Field(i).Name {
+		case "TypeMeta", "ObjectMeta", "Status":
+			continue
+		}
+		if !equality.Semantic.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			return true
+		}
+	}
+	return false
+}
+
+// managerSet builds field managers lazily.
+type managerSet struct {
+	mu      sync.Mutex // guards entries
+	entries map[string]*managedfields.FieldManager
+}
+
+// resetFields are the fields each kind of write may not own in server-side
+// apply: the main resource does not own status; status does not own spec.
+func resetFields(gv schema.GroupVersion, subresource string) map[fieldpath.APIVersion]fieldpath.Filter {
+	var set *fieldpath.Set
+	if subresource == "status" {
+		set = fieldpath.NewSet(fieldpath.MakePathOrDie("spec"))
+	} else {
+		set = fieldpath.NewSet(fieldpath.MakePathOrDie("status"))
+	}
+	return map[fieldpath.APIVersion]fieldpath.Filter{
+		fieldpath.APIVersion(gv.String()): fieldpath.NewExcludeSetFilter(set),
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
