@@ -62,8 +62,10 @@ func TestInformer_SeesCreateUpdateDeleteInOrder(t *testing.T) {
 			inf := f.Core().V1().ConfigMaps().Informer()
 			rec := &recorder{}
 			inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-				AddFunc:    func(obj interface{}) { rec.add("add " + obj.(*corev1.ConfigMap).Name) },
-				UpdateFunc: func(_, obj interface{}) { rec.add("update " + obj.(*corev1.ConfigMap).Name + " " + obj.(*corev1.ConfigMap).Data["k"]) },
+				AddFunc: func(obj interface{}) { rec.add("add " + obj.(*corev1.ConfigMap).Name) },
+				UpdateFunc: func(_, obj interface{}) {
+					rec.add("update " + obj.(*corev1.ConfigMap).Name + " " + obj.(*corev1.ConfigMap).Data["k"])
+				},
 				DeleteFunc: func(obj interface{}) {
 					if cm, ok := obj.(*corev1.ConfigMap); ok {
 						rec.add("delete " + cm.Name)
