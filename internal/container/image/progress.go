@@ -1,6 +1,9 @@
 package image
 
-import "sync"
+import (
+	"fmt"
+	"sync"
+)
 
 // LayerState is where one layer of a pull or import stands.
 //
@@ -115,4 +118,17 @@ func (t *tracker) reportLocked() {
 	snap := t.p
 	snap.Layers = append([]LayerProgress(nil), t.p.Layers...)
 	t.fn(snap)
+}
+
+// String renders p on one line for a terminal, e.g.
+// "docker.io/library/busybox:latest: 2/3 layers, 1.4/2.1 MB".
+func (p Progress) String() string {
+	done := 0
+	for _, l := range p.Layers {
+		if l.State == LayerComplete || l.State == LayerExists {
+			done++
+		}
+	}
+	return fmt.Sprintf("%s: %d/%d layers, %.1f/%.1f MB", p.Ref, done, len(p.Layers),
+		float64(p.Done)/1e6, float64(p.Total)/1e6)
 }

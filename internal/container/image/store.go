@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -570,4 +571,39 @@ func (s *Store) cleanupAfterFailure() {
 	if _, err := s.GC(); err != nil {
 		s.log.Warn("cleanup after a failed pull", "err", err)
 	}
+}
+
+// Root returns the store's directory.
+func (s *Store) Root() string { return s.cfg.Root }
+
+// Usage returns the bytes and inodes the store uses on disk (blobs, layers
+// and work in progress), for the CRI's ImageFsInfo. It walks the tree, so
+// it costs time in proportion to the number of files.
+func (s *Store) Usage() (bytes, inodes int64, err error) {
+	err = filepath.WalkDir(s.cfg.Root, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) { // removed by a concurrent GC
+				return nil
+			}
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		inodes++
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			bytes += st.Blocks * 512
+		} else {
+			bytes += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("image store usage: %w", err)
+	}
+	return bytes, inodes, nil
 }

@@ -650,3 +650,33 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestStore_UsageGrowsWithImages(t *testing.T) {
+	s := newStore(t, Config{})
+	b0, i0, err := s.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := importImage(t, s, testimage.Toolbox(t), "skiff.test/t:1"); err != nil {
+		t.Fatal(err)
+	}
+	b1, i1, err := s.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b1 <= b0 || i1 <= i0 {
+		t.Errorf("usage %d bytes %d inodes after import, %d %d before", b1, i1, b0, i0)
+	}
+	if s.Root() != s.cfg.Root {
+		t.Errorf("Root() = %s", s.Root())
+	}
+}
+
+func TestProgress_String(t *testing.T) {
+	p := Progress{Ref: "docker.io/library/x:1", Done: 1_500_000, Total: 3_000_000, Layers: []LayerProgress{
+		{State: LayerComplete}, {State: LayerDownloading}, {State: LayerExists},
+	}}
+	if got, want := p.String(), "docker.io/library/x:1: 2/3 layers, 1.5/3.0 MB"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
