@@ -552,10 +552,6 @@ func validateObjectFieldSelector(fs *corev1.ObjectFieldSelector, valid []string,
 			return nil
 		}
 	}
-	// Labels and annotations as a whole are valid for volumes only.
-	if (fs.FieldPath == "metadata.labels" || fs.FieldPath == "metadata.annotations") && contains(valid, fs.FieldPath) {
-		return nil
-	}
 	return field.ErrorList{field.NotSupported(fldPath.Child("fieldPath"), fs.FieldPath, valid)}
 }
 
