@@ -33,6 +33,10 @@ type Config struct {
 	// MaxConcurrentDownloads bounds the layers fetched at once by one pull.
 	// Zero means 3.
 	MaxConcurrentDownloads int
+	// StallTimeout cancels a pull when no data arrives from the registry
+	// for that long (a hung registry or connection). Zero means one
+	// minute; negative disables it.
+	StallTimeout time.Duration
 	// NoSync skips fsync of blobs and syncfs of unpacked layers. Faster,
 	// but a crash can then leave a layer marked complete whose files are
 	// empty. For tests and benchmarks only.
@@ -69,6 +73,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.MaxConcurrentDownloads == 0 {
 		out.MaxConcurrentDownloads = 3
+	}
+	if out.StallTimeout == 0 {
+		out.StallTimeout = time.Minute
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)

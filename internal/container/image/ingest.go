@@ -356,7 +356,7 @@ func (s *Store) unpackLayer(ctx context.Context, src source, i int, desc v1.Desc
 	blobFile := s.blobPath(desc.Digest)
 	if f, err := os.Open(blobFile); err == nil {
 		defer f.Close()
-		in = f
+		in = &meter{r: f, t: tr, i: -1}
 		tr.state(i, LayerExtracting)
 	} else {
 		rc, err := src.blob(ctx, desc)
@@ -431,7 +431,8 @@ func (s *Store) untar(dir string, r io.Reader, diffID v1.Hash) error {
 	return nil
 }
 
-// meter counts downloaded bytes for progress and metrics.
+// meter counts downloaded bytes for progress and metrics; with i < 0 it
+// only keeps the stall watchdog quiet.
 type meter struct {
 	r io.Reader
 	s *Store
@@ -441,6 +442,10 @@ type meter struct {
 
 func (m *meter) Read(p []byte) (int, error) {
 	n, err := m.r.Read(p)
+	if m.i < 0 { // a local blob: not a download, only a sign of life
+		m.t.touch()
+		return n, err
+	}
 	if n > 0 {
 		m.t.add(m.i, int64(n))
 		m.s.metrics.bytes.Add(float64(n))

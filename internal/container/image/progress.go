@@ -50,6 +50,8 @@ const reportEvery = 1 << 20
 // tracker keeps the progress of one operation.
 type tracker struct {
 	fn ProgressFunc
+	// kick, when set, is called on every change (the stall watchdog).
+	kick func()
 
 	// mu guards p and last, and serializes calls of fn.
 	mu   sync.Mutex
@@ -105,6 +107,9 @@ func (t *tracker) add(i int, n int64) {
 	}
 	l.Done += n
 	t.p.Done += n
+	if t.kick != nil {
+		t.kick()
+	}
 	if l.Done-t.last[i] >= reportEvery {
 		t.last[i] = l.Done
 		t.reportLocked()
@@ -112,6 +117,9 @@ func (t *tracker) add(i int, n int64) {
 }
 
 func (t *tracker) reportLocked() {
+	if t.kick != nil {
+		t.kick()
+	}
 	if t.fn == nil {
 		return
 	}
@@ -131,4 +139,12 @@ func (p Progress) String() string {
 	}
 	return fmt.Sprintf("%s: %d/%d layers, %.1f/%.1f MB", p.Ref, done, len(p.Layers),
 		float64(p.Done)/1e6, float64(p.Total)/1e6)
+}
+
+// touch tells the stall watchdog that work goes on without new bytes
+// (unpacking a blob that is already stored).
+func (t *tracker) touch() {
+	if t != nil && t.kick != nil {
+		t.kick()
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -54,6 +55,17 @@ func (s *Store) pull(ctx context.Context, ref string, auth *AuthConfig, progress
 		return nil, err
 	}
 	tr := newTracker(r.String(), progress)
+	if s.cfg.StallTimeout > 0 {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		timeout := s.cfg.StallTimeout
+		timer := time.AfterFunc(timeout, func() {
+			cancel(fmt.Errorf("%w: no data from the registry for %s", context.DeadlineExceeded, timeout))
+		})
+		defer timer.Stop()
+		defer cancel(nil)
+		tr.kick = func() { timer.Reset(timeout) }
+	}
 	var errs []error
 	for _, ep := range s.cfg.Registries.endpoints(r.Domain) {
 		img, err := s.pullFrom(ctx, r, ep, auth, tr)
@@ -61,7 +73,7 @@ func (s *Store) pull(ctx context.Context, ref string, auth *AuthConfig, progress
 			return img, nil
 		}
 		if ctx.Err() != nil {
-			return nil, err
+			return nil, context.Cause(ctx)
 		}
 		kind := "registry"
 		if ep.mirror {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -679,4 +680,17 @@ func TestProgress_String(t *testing.T) {
 	if got, want := p.String(), "docker.io/library/x:1: 2/3 layers, 1.5/3.0 MB"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
+}
+
+func TestPull_HungRegistryIsCanceledByStallTimeout(t *testing.T) {
+	img := testimage.Toolbox(t)
+	reg := testimage.NewRegistry(t, testimage.RegistryOptions{})
+	ref := img.Push(t, reg, "hang:1")
+	reg.StallBlob(img.LayerDigests()[1])
+	s := newStore(t, Config{StallTimeout: 200 * time.Millisecond})
+	_, err := s.Pull(t.Context(), ref, nil, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no data from the registry") {
+		t.Fatalf("Pull = %v, want a stall error", err)
+	}
+	assertEmpty(t, s)
 }

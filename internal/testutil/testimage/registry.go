@@ -90,6 +90,7 @@ type Registry struct {
 	mu               sync.Mutex
 	corruptBlobs     map[string]bool
 	corruptManifests map[string]bool
+	stallBlobs       map[string]bool
 	blobGets         int
 	manifestGets     int
 	requests         int
@@ -115,6 +116,7 @@ func NewRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		IdentityToken:    "refresh-" + randomString(),
 		corruptBlobs:     map[string]bool{},
 		corruptManifests: map[string]bool{},
+		stallBlobs:       map[string]bool{},
 	}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	mux := http.NewServeMux()
@@ -170,6 +172,15 @@ func (r *Registry) CorruptManifest(digest string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.corruptManifests[digest] = true
+}
+
+// StallBlob makes the registry send the headers and the first half of
+// blob digest, then nothing more until the client gives up (or the
+// registry is closed): a hung registry, for timeout tests.
+func (r *Registry) StallBlob(digest string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stallBlobs[digest] = true
 }
 
 // BlobGets returns how many blob GET requests the registry has answered.
@@ -341,7 +352,23 @@ func (r *Registry) corrupt(next http.Handler) http.Handler {
 		r.mu.Lock()
 		blob := strings.Contains(req.URL.Path, "/blobs/") && r.corruptBlobs[last]
 		manifest := strings.Contains(req.URL.Path, "/manifests/") && len(r.corruptManifests) > 0
+		stall := strings.Contains(req.URL.Path, "/blobs/") && r.stallBlobs[last]
 		r.mu.Unlock()
+		if stall {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, req)
+			body := rec.Body.Bytes()
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(body[:len(body)/2]) //nolint:errcheck // the client is meant to hang
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+			<-req.Context().Done()
+			return
+		}
 		if !blob && !manifest {
 			next.ServeHTTP(w, req)
 			return
