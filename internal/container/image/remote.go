@@ -115,7 +115,7 @@ func (s *Store) pullFrom(ctx context.Context, r Reference, ep endpoint, auth *Au
 	}
 	body, mediaType, header, err := src.fetchManifest(ctx, r.identifier())
 	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", r.identifier(), err)
+		return nil, fmt.Errorf("manifest %q: %w", r.identifier(), err)
 	}
 	top := digestOf(body)
 	if r.Digest != "" && top.String() != r.Digest {
@@ -225,23 +225,39 @@ func classify4xx(err error) error {
 	return err
 }
 
+// retryAfter are the waits before the second and third attempt of a
+// request the registry answered with 429 or a 5xx status.
+func retryAfter() []time.Duration { return []time.Duration{100 * time.Millisecond, time.Second} }
+
 func (rs *registrySource) get(ctx context.Context, url, accept string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	resp, err := rs.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+	waits := retryAfter()
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := rs.client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		err = transport.CheckError(resp, http.StatusOK)
+		if err == nil {
+			return resp, nil
+		}
 		resp.Body.Close()
-		return nil, classify4xx(err)
+		transient := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+		if !transient || attempt == len(waits) {
+			return nil, classify4xx(err)
+		}
+		select {
+		case <-time.After(waits[attempt]):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	return resp, nil
 }
 
 // fetchManifest gets a manifest by tag or digest, with its media type and

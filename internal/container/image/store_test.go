@@ -694,3 +694,20 @@ func TestPull_HungRegistryIsCanceledByStallTimeout(t *testing.T) {
 	}
 	assertEmpty(t, s)
 }
+
+func TestPull_RetriesTransientRegistryErrors(t *testing.T) {
+	img := testimage.Toolbox(t)
+	reg := testimage.NewRegistry(t, testimage.RegistryOptions{})
+	ref := img.Push(t, reg, "flaky:1")
+	s := newStore(t, Config{})
+	reg.FailNext(2) // the manifest GET fails twice, the third try works
+	if _, err := s.Pull(t.Context(), ref, nil, nil); err != nil {
+		t.Fatalf("Pull: %v", err)
+	}
+	s2 := newStore(t, Config{})
+	reg.FailNext(3) // more failures than retries
+	if _, err := s2.Pull(t.Context(), ref, nil, nil); err == nil || !strings.Contains(err.Error(), "UNAVAILABLE") {
+		t.Fatalf("Pull = %v, want the registry's UNAVAILABLE", err)
+	}
+	assertEmpty(t, s2)
+}

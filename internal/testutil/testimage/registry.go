@@ -91,6 +91,7 @@ type Registry struct {
 	corruptBlobs     map[string]bool
 	corruptManifests map[string]bool
 	stallBlobs       map[string]bool
+	failNext         int
 	blobGets         int
 	manifestGets     int
 	requests         int
@@ -181,6 +182,14 @@ func (r *Registry) StallBlob(digest string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stallBlobs[digest] = true
+}
+
+// FailNext makes the next n blob and manifest GETs fail with 503 Service
+// Unavailable, for retry tests.
+func (r *Registry) FailNext(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failNext = n
 }
 
 // BlobGets returns how many blob GET requests the registry has answered.
@@ -353,7 +362,16 @@ func (r *Registry) corrupt(next http.Handler) http.Handler {
 		blob := strings.Contains(req.URL.Path, "/blobs/") && r.corruptBlobs[last]
 		manifest := strings.Contains(req.URL.Path, "/manifests/") && len(r.corruptManifests) > 0
 		stall := strings.Contains(req.URL.Path, "/blobs/") && r.stallBlobs[last]
+		fail := false
+		if r.failNext > 0 && (strings.Contains(req.URL.Path, "/blobs/") || strings.Contains(req.URL.Path, "/manifests/")) {
+			r.failNext--
+			fail = true
+		}
 		r.mu.Unlock()
+		if fail {
+			writeRegistryError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "try again")
+			return
+		}
 		if stall {
 			rec := httptest.NewRecorder()
 			next.ServeHTTP(rec, req)
