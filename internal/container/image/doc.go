@@ -59,6 +59,18 @@
 // since they resolve inside the container's root. Unpacking needs root
 // (ownership, device whiteouts, trusted xattrs).
 //
+// A layer dir is keyed by diffID alone and shared by every image that has
+// that layer, whatever lies below it. So a directory that a layer's tar
+// does not list but needs (a parent of an entry) is created 0755 root:root
+// rather than copied from the layers below; layer producers (docker,
+// buildkit, ggcr) list parents, so this only matters for hand-made tars.
+//
+// # Failures
+//
+// Requests answered 429 or 5xx are tried three times; a pull that gets no
+// byte for Config.StallTimeout is canceled. A failed pull or import runs GC,
+// so it leaves nothing behind but content other images or operations use.
+//
 // # Errors
 //
 // Errors wrap one of ErrNotFound, ErrUnauthorized, ErrDigestMismatch,
