@@ -142,34 +142,43 @@ func (q *request) decodeInto(data []byte, contentType string, into runtime.Objec
 	}
 	obj, gvk, err := dec.Decode(data, &want, into)
 	if err != nil {
-		if runtime.IsStrictDecodingError(err) && obj != nil {
+		if runtime.IsStrictDecodingError(err) && obj == into {
 			if validation == "Strict" {
 				return nil, apierrors.NewBadRequest(err.Error())
 			}
-			for _, e := range strictErrors(err) {
-				q.warnings = append(q.warnings, e)
-			}
+			q.warnings = append(q.warnings, strictErrors(err)...)
 		} else {
-			return nil, apierrors.NewBadRequest(decodeErrorMessage(err, want.Kind))
+			return nil, decodeError(err, want.Kind, gvk, data)
 		}
 	}
-	if gvk != nil && !gvk.Empty() {
-		if gvk.GroupVersion() != want.GroupVersion() {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), want.GroupVersion()))
-		}
-		if gvk.Kind != want.Kind {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %s", want.Kind, gvk.Kind))
-		}
+	if obj != into || (gvk != nil && gvk.Kind != "" && gvk.Kind != want.Kind) {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: the object provided is unrecognized", gvk.Kind, gvk.Version, want.Kind))
 	}
-	if obj != into {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s)", want.Kind))
+	if gvk != nil && gvk.GroupVersion() != want.GroupVersion() {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), want.GroupVersion()))
 	}
 	obj.GetObjectKind().SetGroupVersionKind(want)
 	return obj, nil
 }
 
+// decodeError is upstream's 400 for a body that does not decode.
+func decodeError(err error, kind string, gvk *schema.GroupVersionKind, body []byte) error {
+	if gvk != nil && gvk.Kind != "" {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, kind, err))
+	}
+	return apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v (%s)", kind, err, summarize(body, 30)))
+}
+
 func decodeErrorMessage(err error, kind string) string {
 	return fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v", kind, err)
+}
+
+// summarize quotes the start of a body for an error message.
+func summarize(data []byte, max int) string {
+	if len(data) <= max {
+		return string(data)
+	}
+	return string(data[:max]) + " ..."
 }
 
 // strictErrors splits a strict decoding error into one message per field.

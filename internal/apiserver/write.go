@@ -122,11 +122,13 @@ func (s *Server) createObject(ctx context.Context, ep *endpoint, namespace strin
 	if ep.res.Status != nil && !ep.res.StatusOnCreate {
 		clearStatus(obj)
 	}
-	if ep.res.PrepareForCreate != nil {
-		ep.res.PrepareForCreate(ctx, obj)
-	}
+	// Upstream defaults while decoding, before the strategy's
+	// PrepareForCreate; keep that order.
 	if ep.res.Default != nil {
 		ep.res.Default(obj)
+	}
+	if ep.res.PrepareForCreate != nil {
+		ep.res.PrepareForCreate(ctx, obj)
 	}
 	errs := apivalidation.ValidateObjectMetaAccessor(m, ep.res.Namespaced, ep.nameFn, field.NewPath("metadata"))
 	if ep.res.Validate != nil {
@@ -316,6 +318,9 @@ func (s *Server) prepareUpdate(ctx context.Context, ep *endpoint, sub string, cu
 	//   "scale"   spec.replicas, set by the REST layer
 	//   "binding", "finalize": internal changes made by the REST layer
 	var errs field.ErrorList
+	if ep.res.Default != nil {
+		ep.res.Default(next)
+	}
 	switch sub {
 	case "":
 		if ep.res.Status != nil {
@@ -328,9 +333,6 @@ func (s *Server) prepareUpdate(ctx context.Context, ep *endpoint, sub string, cu
 		if ep.res.Status != nil && ep.res.Status.PrepareForUpdate != nil {
 			ep.res.Status.PrepareForUpdate(ctx, next, cur)
 		}
-	}
-	if ep.res.Default != nil {
-		ep.res.Default(next)
 	}
 	errs = append(errs, apivalidation.ValidateObjectMetaAccessor(nm, ep.res.Namespaced, ep.nameFn, field.NewPath("metadata"))...)
 	errs = append(errs, apivalidation.ValidateObjectMetaAccessorUpdate(nm, cm, field.NewPath("metadata"))...)

@@ -69,12 +69,13 @@ type Resource struct {
 	HasGeneration bool
 
 	// Default sets upstream's defaults on obj. It runs on create, on
-	// update and on the result of every patch, before validation.
+	// update and on the result of every patch, first of all the hooks
+	// (upstream defaults while decoding).
 	Default func(obj runtime.Object)
 
-	// PrepareForCreate clears what a client may not set on create (for
-	// most kinds: status) and sets server-owned fields. It runs before
-	// Default.
+	// PrepareForCreate clears what a client may not set on create and
+	// sets server-owned fields. It runs after Default, with metadata.uid,
+	// the final name and creationTimestamp already set.
 	PrepareForCreate func(ctx context.Context, obj runtime.Object)
 
 	// PrepareForUpdate carries over from old what an update of the main

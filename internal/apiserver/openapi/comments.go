@@ -1,9 +1,6 @@
 package openapi
 
-import (
-	"encoding/json"
-	"reflect"
-)
+import "reflect"
 
 // typeComments is what the source comments of an API type tell upstream's
 // generator beyond the Go type: which fields are required, how lists and
@@ -73,7 +70,7 @@ func isRequired(f reflect.StructField, fc fieldComments, known, omitempty bool) 
 // pointers, collections and types that unmarshal themselves. It mirrors
 // upstream's generator, which reads the same from the source.
 func defaultOf(t reflect.Type, omitempty bool) any {
-	if _, ok := implements[json.Unmarshaler](t); ok {
+	if _, ok := declares(t, "UnmarshalJSON"); ok {
 		return nil
 	}
 	switch t.Kind() {
