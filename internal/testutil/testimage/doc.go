@@ -24,8 +24,11 @@
 //
 // A Registry runs github.com/google/go-containerregistry/pkg/registry on
 // 127.0.0.1 (plain HTTP or HTTPS with its own CA), optionally behind basic
-// auth or the registry token flow, and can corrupt chosen blobs or manifests
-// for digest-mismatch tests. DownAddr gives an address where nothing listens.
+// auth or the registry token flow. Faults are injected per registry:
+// CorruptBlob and CorruptManifest (digest mismatches), StallBlob (a hung
+// registry), FailNext (503s) and Close (a registry that goes down); DownAddr
+// gives an address where nothing listens. BlobGets, ManifestGets and
+// Requests count what clients asked for.
 //
 // Every helper takes the test's testing.TB, fails the test on error and
 // registers cleanups with it. Images are deterministic: the same Spec gives
