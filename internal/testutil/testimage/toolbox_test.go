@@ -73,6 +73,7 @@ func TestToolbox_Commands(t *testing.T) {
 		{name: "SleepRejectsGarbage", argv: []string{"sleep", "soon"}, wantCode: 1},
 		{name: "SleepShort", argv: []string{"sleep", "0.01"}},
 		{name: "SpinStopsAfterDeadline", argv: []string{"spin", "0.05"}, wantOut: "*"},
+		{name: "HogRejectsGarbage", argv: []string{"hog", "lots"}, wantCode: 1},
 		{name: "PwdPrintsDir", argv: []string{"pwd"}, wantOut: work + "\n"},
 	}
 	for _, tc := range tests {

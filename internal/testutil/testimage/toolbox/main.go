@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -336,7 +337,7 @@ func hog(args []string) int {
 	fmt.Println("hog: done")
 	for {
 		time.Sleep(time.Hour)
-		_ = held[len(held)-1:]
+		runtime.KeepAlive(held)
 	}
 }
 
