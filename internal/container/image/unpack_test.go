@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -342,4 +343,39 @@ func TestUnpack_DiffIDMismatchIsRejected(t *testing.T) {
 		t.Fatalf("import = %v, want a diffID mismatch", err)
 	}
 	assertEmpty(t, s)
+}
+
+func TestUnpack_ToolboxRunsInMergedRoot(t *testing.T) {
+	s := newStore(t, Config{})
+	img, err := importImage(t, s, testimage.Toolbox(t), "skiff.test/toolbox:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := mountOverlay(t, img)
+	tests := []struct {
+		name string
+		argv []string
+		cred *syscall.Credential
+		want string
+	}{
+		{"EchoThroughSymlink", []string{"/bin/echo", "hello"}, nil, "hello\n"},
+		{"IdResolvesRoot", []string{"/bin/id"}, nil, "uid=0(root) gid=0(root) groups=\n"},
+		{"IdResolvesApp", []string{"/bin/id"}, &syscall.Credential{Uid: 1000, Gid: 1000, Groups: []uint32{1000}}, "uid=1000(app) gid=1000(app) groups=1000\n"},
+		{"CatPasswd", []string{"/bin/sh", "-c", "cat /etc/group"}, nil, "root:x:0:\nnogroup:x:65534:\napp:x:1000:app\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(tc.argv[0], tc.argv[1:]...)
+			cmd.Dir = "/"
+			cmd.Env = []string{"PATH=" + testimage.ToolboxPath}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: tc.cred}
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v: %v\n%s", tc.argv, err, out)
+			}
+			if string(out) != tc.want {
+				t.Errorf("output %q, want %q", out, tc.want)
+			}
+		})
+	}
 }
