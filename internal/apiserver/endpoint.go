@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -128,24 +127,17 @@ func (ep *endpoint) attrs(obj runtime.Object) (labels.Set, fields.Set) {
 	return m.GetLabels(), f
 }
 
-// tableFor returns the resource's table, or upstream's default one.
+// tableFor returns the resource's table: its own, else upstream's printer
+// for it, else upstream's default (name and creation time).
 func tableFor(res *registry.Resource) *printers.Table {
 	if res.Table != nil {
 		return res.Table
 	}
-	return &printers.Table{
-		Columns: []metav1.TableColumnDefinition{
-			{Name: "Name", Type: "string", Format: "name", Description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"},
-			{Name: "Created At", Type: "date", Description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"},
-		},
-		Row: func(obj runtime.Object) ([]interface{}, error) {
-			m, err := meta.Accessor(obj)
-			if err != nil {
-				return nil, err
-			}
-			return []interface{}{m.GetName(), m.GetCreationTimestamp().UTC().Format("2006-01-02T15:04:05Z")}, nil
-		},
+	gr := schema.GroupResource{Group: res.GroupVersion.Group, Resource: res.Resource}
+	if t := printers.For(gr, printers.Options{}); t != nil {
+		return t
 	}
+	return printers.Default()
 }
 
 // statusField returns obj's Status field, if it has one.

@@ -113,6 +113,9 @@ func (q *request) toTable(objs []runtime.Object, listMeta metav1.ListMeta, heade
 			return nil, fmt.Errorf("table row: %w", err)
 		}
 		row := metav1.TableRow{Cells: cells}
+		if q.ep.table.Conditions != nil {
+			row.Conditions = q.ep.table.Conditions(obj)
+		}
 		switch include {
 		case metav1.IncludeMetadata:
 			raw, err := jsonBytes(q.s.codecs, q.partialMetadata(obj))

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
+
 	"k8s.io/client-go/kubernetes/scheme"
 )
 
@@ -291,5 +291,29 @@ func TestCache_SlowWatcherIsClosedOthersContinue(t *testing.T) {
 	if !slow.Overflowed() || n > 10 {
 		t.Fatalf("slow watcher: overflowed=%v after %d events", slow.Overflowed(), n)
 	}
-	_ = watch.Added
+}
+
+func TestReservations_ClaimReleaseList(t *testing.T) {
+	s := newTestStore(t)
+	r := NewReservations(s)
+	ctx := context.Background()
+	ok, err := r.Reserve(ctx, "serviceips/10.43.0.5", "default/a")
+	if err != nil || !ok {
+		t.Fatalf("first reserve: %v %v", ok, err)
+	}
+	if ok, _ := r.Reserve(ctx, "serviceips/10.43.0.5", "default/b"); ok {
+		t.Fatal("a second owner got the same key")
+	}
+	if ok, _ := r.Reserve(ctx, "serviceips/10.43.0.5", "default/a"); !ok {
+		t.Fatal("reserving again as the owner should succeed")
+	}
+	r.Release(ctx, "serviceips/10.43.0.5", "default/b")
+	keys, _ := r.List(ctx, "serviceips/")
+	if len(keys) != 1 || keys[0] != "serviceips/10.43.0.5" {
+		t.Fatalf("a stranger released the claim: %v", keys)
+	}
+	r.Release(ctx, "serviceips/10.43.0.5", "default/a")
+	if keys, _ := r.List(ctx, "serviceips/"); len(keys) != 0 {
+		t.Fatalf("after release: %v", keys)
+	}
 }
