@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/skiff-sh/skiff/internal/container"
 )
 
 // DefaultDataDir is where skiff keeps its state unless told otherwise.
@@ -19,6 +21,7 @@ const DefaultDataDir = "/var/lib/skiff"
 
 // Main runs skiff with the given argv and returns the process exit code.
 func Main(args []string) int {
+	container.MaybeRunInit() // re-executed runtime helpers never return from here
 	// "skiff kubectl" hands the rest of the command line to upstream kubectl
 	// untouched, so its own flag parsing (and plugins) work as usual.
 	if len(args) > 1 && args[1] == "kubectl" {
@@ -54,6 +57,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		newServerCommand(),
+		newCRICommand(),
 		newKubectlCommand(),
 		newVersionCommand(),
 	)

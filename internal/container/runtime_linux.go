@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -413,5 +412,10 @@ func errNotRunning(id string) error {
 	return fmt.Errorf("container %s is not running: %w", id, ErrNotReady)
 }
 
-var _ = errors.Is
-var _ = shim.ReexecEnv
+
+// MaybeRunInit runs this process as one of the runtime's helpers (shim,
+// container init, exec init) and exits, if it was started as one; it
+// returns false otherwise. Call it first thing in main. (Helpers are
+// normally dispatched even earlier, while packages initialize; see
+// package shim.)
+func MaybeRunInit() bool { return shim.MaybeRun() }
