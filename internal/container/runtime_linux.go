@@ -412,7 +412,6 @@ func errNotRunning(id string) error {
 	return fmt.Errorf("container %s is not running: %w", id, ErrNotReady)
 }
 
-
 // MaybeRunInit runs this process as one of the runtime's helpers (shim,
 // container init, exec init) and exits, if it was started as one; it
 // returns false otherwise. Call it first thing in main. (Helpers are

@@ -10,10 +10,10 @@ import (
 
 // metrics are the CRI server's Prometheus collectors.
 type metrics struct {
-	ops      *prometheus.CounterVec
-	errs     *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	pulls    *prometheus.CounterVec
+	ops     *prometheus.CounterVec
+	errs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+	pulls   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
