@@ -308,7 +308,7 @@ func TestCrictl_EndToEnd(t *testing.T) {
 		if out := n.must("exec", ctr, "hostname"); out != "web" {
 			t.Errorf("crictl exec hostname = %q", out)
 		}
-		if _, err := n.run("exec", ctr, "sh", "-c", "exit 3"); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		if _, err := n.run("exec", ctr, "sh", "-c", "exit 3"); err == nil || !strings.Contains(err.Error(), "exit code 3") {
 			t.Errorf("crictl exec of a failing command: %v", err)
 		}
 		if out := n.must("exec", "-s", ctr, "echo", "sync"); out != "sync" {
