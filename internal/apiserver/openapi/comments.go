@@ -69,8 +69,8 @@ func isRequired(f reflect.StructField, fc fieldComments, known, omitempty bool) 
 // structs (Go fills them in whatever the client sends), nothing for
 // pointers, collections and types that unmarshal themselves. It mirrors
 // upstream's generator, which reads the same from the source.
-func defaultOf(t reflect.Type, omitempty bool) any {
-	if _, ok := declares(t, "UnmarshalJSON"); ok {
+func (b *typeBuilder) defaultOf(t reflect.Type, omitempty bool) any {
+	if b.declaresCached(t, "UnmarshalJSON") {
 		return nil
 	}
 	switch t.Kind() {
@@ -78,7 +78,7 @@ func defaultOf(t reflect.Type, omitempty bool) any {
 		return nil
 	case reflect.Struct:
 		if t.NumField() == 1 && t.Field(0).Anonymous {
-			return defaultOf(t.Field(0).Type, omitempty)
+			return b.defaultOf(t.Field(0).Type, omitempty)
 		}
 		return map[string]any{}
 	}

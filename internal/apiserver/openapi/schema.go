@@ -61,12 +61,22 @@ const (
 // typeBuilder turns Go types into definitions by reflection. It is used by
 // one goroutine while New runs.
 type typeBuilder struct {
-	defs   map[string]*definition
-	byType map[reflect.Type]*definition
+	defs     map[string]*definition
+	byType   map[reflect.Type]*definition
+	declared map[methodOf]bool // see declaresCached
+}
+
+type methodOf struct {
+	t      reflect.Type
+	method string
 }
 
 func newTypeBuilder() *typeBuilder {
-	return &typeBuilder{defs: map[string]*definition{}, byType: map[reflect.Type]*definition{}}
+	return &typeBuilder{
+		defs:     map[string]*definition{},
+		byType:   map[reflect.Type]*definition{},
+		declared: map[methodOf]bool{},
+	}
 }
 
 // define returns the definition of the named type t, building it (and
@@ -127,7 +137,7 @@ func (b *typeBuilder) fields(t reflect.Type, n *node, where string) error {
 		for ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
-		if f.Anonymous && name == "" && ft.Kind() == reflect.Struct && !describesItself(ft) {
+		if f.Anonymous && name == "" && ft.Kind() == reflect.Struct && !b.describesItself(ft) {
 			inline = append(inline, ft)
 			continue
 		}
@@ -158,7 +168,7 @@ func (b *typeBuilder) fields(t reflect.Type, n *node, where string) error {
 		}
 		p.description = doc[name]
 		if !hasOpt(opts, "string") {
-			p.def = defaultOf(f.Type, omitempty)
+			p.def = b.defaultOf(f.Type, omitempty)
 		}
 		if p.def == nil && fc.defaultJSON != "" {
 			var v any
@@ -215,7 +225,7 @@ func (b *typeBuilder) schema(t reflect.Type, where string) (*node, error) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if isDefinition(t) {
+	if b.isDefinition(t) {
 		d, err := b.define(t)
 		if err != nil {
 			return nil, err
@@ -247,7 +257,7 @@ func (b *typeBuilder) schema(t reflect.Type, where string) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
-		items.def = defaultOf(t.Elem(), false)
+		items.def = b.defaultOf(t.Elem(), false)
 		return &node{typ: "array", items: items}, nil
 	case reflect.Map:
 		if t.Key().Kind() != reflect.String {
@@ -257,7 +267,7 @@ func (b *typeBuilder) schema(t reflect.Type, where string) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
-		values.def = defaultOf(t.Elem(), false)
+		values.def = b.defaultOf(t.Elem(), false)
 		return &node{typ: "object", additional: values}, nil
 	case reflect.Struct:
 		if t.PkgPath() == "time" && t.Name() == "Time" {
@@ -277,11 +287,11 @@ func (b *typeBuilder) schema(t reflect.Type, where string) (*node, error) {
 // structs, and named types that say how they are serialized. Other named
 // types (type PullPolicy string, type ResourceList map[...]) are inlined
 // as upstream does.
-func isDefinition(t reflect.Type) bool {
+func (b *typeBuilder) isDefinition(t reflect.Type) bool {
 	if t.Name() == "" || t.PkgPath() == "" {
 		return false
 	}
-	if describesItself(t) {
+	if b.describesItself(t) {
 		return true
 	}
 	return t.Kind() == reflect.Struct && !(t.PkgPath() == "time" && t.Name() == "Time")
@@ -344,9 +354,20 @@ func callDeclared[R any](t reflect.Type, method string) (R, bool) {
 
 // describesItself reports whether t says how it is serialized
 // (OpenAPISchemaType), so that its fields do not matter.
-func describesItself(t reflect.Type) bool {
-	_, ok := callDeclared[[]string](t, methodSchemaType)
-	return ok
+func (b *typeBuilder) describesItself(t reflect.Type) bool {
+	return b.declaresCached(t, methodSchemaType)
+}
+
+// declaresCached is declares for the questions asked of every field,
+// with the answers kept: looking methods up is the bulk of New's time.
+func (b *typeBuilder) declaresCached(t reflect.Type, method string) bool {
+	k := methodOf{t, method}
+	v, ok := b.declared[k]
+	if !ok {
+		_, v = declares(t, method)
+		b.declared[k] = v
+	}
+	return v
 }
 
 // docOf returns the descriptions t declares (SwaggerDoc), or nil.
