@@ -28,7 +28,7 @@ const toolboxRef = "skiff.test/toolbox:latest"
 // with the toolbox image imported. Everything it made is removed when the
 // test ends, whatever happened.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	root   string
 	cfg    Config
 	rt     *Runtime
@@ -43,7 +43,7 @@ func randomName(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-func newHarness(t *testing.T, modify ...func(*Config)) *harness {
+func newHarness(t testing.TB, modify ...func(*Config)) *harness {
 	t.Helper()
 	testutil.RequireRoot(t)
 	root := t.TempDir()
@@ -80,7 +80,7 @@ func newHarness(t *testing.T, modify ...func(*Config)) *harness {
 }
 
 // testWriter sends logs to the test log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

@@ -1,0 +1,237 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/internal/testutil/testimage"
+)
+
+// These benchmarks compare skiff with crun and runc in one run, as
+// ratios, because the machines they run on are noisy. bench/container-bench.sh
+// installs the peers and runs them; peers missing from PATH are skipped.
+
+const trueRef = "skiff.test/true:latest"
+
+// benchRuns is how many times each runtime starts a container
+// (SKIFF_BENCH_RUNS, default 50).
+func benchRuns() int {
+	if n, err := strconv.Atoi(os.Getenv("SKIFF_BENCH_RUNS")); err == nil && n > 0 {
+		return n
+	}
+	return 50
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// trueImage is the tiny rootfs every runtime runs: /bin/true, a static
+// binary.
+func trueImage(b *testing.B) *testimage.Image {
+	bin, err := os.ReadFile(testimage.ToolboxBinary(b, ""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return testimage.Build(b, testimage.Spec{
+		Layers: []testimage.Layer{{Entries: []testimage.Entry{
+			{Path: "bin", Kind: testimage.Dir},
+			{Path: "bin/true", Content: bin, Mode: 0o755},
+			{Path: "proc", Kind: testimage.Dir}, {Path: "sys", Kind: testimage.Dir}, {Path: "dev", Kind: testimage.Dir},
+			{Path: "etc", Kind: testimage.Dir}, {Path: "tmp", Kind: testimage.Dir, Mode: 0o1777},
+		}}},
+		Config: v1.Config{Cmd: []string{"/bin/true"}, Env: []string{"PATH=/bin"}},
+	})
+}
+
+// ociPeer is crun or runc running an OCI bundle.
+type ociPeer struct {
+	name   string
+	bin    string
+	global []string // global flags
+	bundle string
+}
+
+func newOCIPeer(b *testing.B, name, rootfs string) *ociPeer {
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		b.Logf("%s not found: skipping it", name)
+		return nil
+	}
+	bundle := b.TempDir()
+	spec, err := exec.Command(bin, "spec", "--bundle", bundle).CombinedOutput()
+	if err != nil {
+		b.Fatalf("%s spec: %v %s", name, err, spec)
+	}
+	var cfg map[string]any
+	data, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+	json.Unmarshal(data, &cfg)
+	proc := cfg["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"/bin/true"}
+	cfg["root"] = map[string]any{"path": rootfs, "readonly": true}
+	data, _ = json.Marshal(cfg)
+	os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644)
+	p := &ociPeer{name: name, bin: bin, bundle: bundle, global: []string{"--root", b.TempDir()}}
+	if err := p.run("probe"); err != nil {
+		// crun refuses hybrid cgroup hosts; measure it without cgroups.
+		p.global = append(p.global, "--cgroup-manager=disabled")
+		p.name = name + " (no cgroups)"
+		if err2 := p.run("probe2"); err2 != nil {
+			b.Logf("%s cannot run here (%v; %v): skipping it", name, err, err2)
+			return nil
+		}
+	}
+	return p
+}
+
+func (p *ociPeer) run(id string) error {
+	args := append(slices.Clone(p.global), "run", "--bundle", p.bundle, id)
+	out, err := exec.Command(p.bin, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s run: %v: %s", p.name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// BenchmarkContainerStart times create → process exited for /bin/true in
+// the same rootfs: skiff (a pod sandbox and a container through the
+// runtime, then removal, untimed), crun and runc (run --bundle),
+// interleaved, benchRuns times each. It reports medians and the ratio
+// skiff/crun.
+func BenchmarkContainerStart(b *testing.B) {
+	h := newHarness(b)
+	archive := filepath.Join(b.TempDir(), "true.tar")
+	trueImage(b).WriteOCIArchive(b, archive, trueRef)
+	imgs, err := h.images.ImportPath(b.Context(), archive, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	img, err := h.images.Get(imgs[0].ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The peers run the same files: the unpacked layer.
+	rootfs := img.LayerDirs()[0]
+	var peers []*ociPeer
+	for _, name := range []string{"crun", "runc"} {
+		if p := newOCIPeer(b, name, rootfs); p != nil {
+			peers = append(peers, p)
+		}
+	}
+	ctx := context.Background()
+	skiff := func(i int) (sandbox, total time.Duration) {
+		start := time.Now()
+		pod := h.runPod(fmt.Sprintf("bench-%d", i))
+		sandbox = time.Since(start)
+		c := containerConfig("true")
+		c.Image.Image = trueRef
+		c.LogPath = ""
+		id, err := h.rt.CreateContainer(ctx, pod, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := h.rt.StartContainer(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		ct, _ := h.rt.lookupContainer(id)
+		<-ct.exited
+		total = time.Since(start)
+		if err := h.rt.RemovePodSandbox(ctx, pod); err != nil {
+			b.Fatal(err)
+		}
+		return sandbox, total
+	}
+	skiff(-1) // warm up caches
+	runs := benchRuns()
+	times := map[string][]time.Duration{}
+	for i := 0; i < runs; i++ {
+		sb, total := skiff(i)
+		times["skiff"] = append(times["skiff"], total)
+		times["skiff sandbox"] = append(times["skiff sandbox"], sb)
+		times["skiff container"] = append(times["skiff container"], total-sb)
+		for _, p := range peers {
+			start := time.Now()
+			if err := p.run(fmt.Sprintf("b%d", i)); err != nil {
+				b.Fatal(err)
+			}
+			times[p.name] = append(times[p.name], time.Since(start))
+		}
+	}
+	b.Logf("container start, create -> exited, /bin/true, %d runs each, interleaved:", runs)
+	names := []string{"skiff", "skiff sandbox", "skiff container"}
+	for _, p := range peers {
+		names = append(names, p.name)
+	}
+	for _, n := range names {
+		b.Logf("  %-22s median %7.2f ms   p99 %7.2f ms", n, ms(median(times[n])), ms(percentile(times[n], 0.99)))
+	}
+	b.ReportMetric(ms(median(times["skiff"])), "skiff-ms")
+	for _, p := range peers {
+		ratio := float64(median(times["skiff"])) / float64(median(times[p.name]))
+		b.Logf("  ratio skiff/%s = %.2f", p.name, ratio)
+		b.ReportMetric(ratio, "skiff/"+strings.Fields(p.name)[0])
+	}
+}
+
+// BenchmarkShimMemory starts containers that sleep and reports the memory
+// of their per-container helper (the shim): RSS, PSS and private (anonymous
+// and dirty) memory, from /proc/<pid>/smaps_rollup.
+func BenchmarkShimMemory(b *testing.B) {
+	h := newHarness(b)
+	pod := h.runPod("mem")
+	const n = 10
+	var ids []string
+	for i := 0; i < n; i++ {
+		ids = append(ids, h.run(pod, containerConfig(fmt.Sprintf("sleep%d", i), "sleep", "3600")))
+	}
+	time.Sleep(500 * time.Millisecond)
+	var rss, pss, priv float64
+	for _, id := range ids {
+		c, _ := h.rt.lookupContainer(id)
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", c.rec.ShimPid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		kb := func(key string) float64 {
+			for _, l := range strings.Split(string(data), "\n") {
+				if f := strings.Fields(l); len(f) >= 2 && f[0] == key+":" {
+					v, _ := strconv.ParseFloat(f[1], 64)
+					return v
+				}
+			}
+			return 0
+		}
+		rss += kb("Rss")
+		pss += kb("Pss")
+		priv += kb("Private_Dirty") + kb("Private_Clean")
+	}
+	b.Logf("shim memory, mean of %d running containers: RSS %.2f MB, PSS %.2f MB, private %.2f MB", n, rss/n/1024, pss/n/1024, priv/n/1024)
+	b.ReportMetric(rss/n/1024, "shim-RSS-MB")
+	b.ReportMetric(pss/n/1024, "shim-PSS-MB")
+	b.ReportMetric(priv/n/1024, "shim-private-MB")
+	var _ = runtimeapi.ContainerState_CONTAINER_RUNNING
+}
