@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"maps"
+	"net/http"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/kube-openapi/pkg/spec3"
@@ -177,7 +178,7 @@ func (o *operation) v2() *spec.Operation {
 		op.Parameters = append(op.Parameters, p.v2())
 	}
 	for _, r := range o.responses {
-		resp := spec.Response{ResponseProps: spec.ResponseProps{Description: statusText[r.code]}}
+		resp := spec.Response{ResponseProps: spec.ResponseProps{Description: http.StatusText(r.code)}}
 		resp.Schema = r.schema(v2)
 		op.Responses.StatusCodeResponses[r.code] = resp
 	}
@@ -269,7 +270,7 @@ func (o *operation) v3() *spec3.Operation {
 		op.RequestBody = body
 	}
 	for _, r := range o.responses {
-		resp := &spec3.Response{ResponseProps: spec3.ResponseProps{Description: statusText[r.code]}}
+		resp := &spec3.Response{ResponseProps: spec3.ResponseProps{Description: http.StatusText(r.code)}}
 		if s := r.schema(v3); s != nil {
 			resp.Content = make(map[string]*spec3.MediaType, len(o.produces))
 			for _, media := range o.produces {

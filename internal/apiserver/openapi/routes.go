@@ -49,7 +49,8 @@ type response struct {
 	scalar string
 }
 
-// Media types of request and response bodies.
+// Media types of request and response bodies. Read only, like the other
+// package-level tables here.
 var (
 	objectMedia = []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf"}
 	watchMedia  = append(slices.Clone(objectMedia), "application/json;stream=watch", "application/vnd.kubernetes.protobuf;stream=watch")
@@ -57,8 +58,6 @@ var (
 	patchMedia  = []string{"application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"}
 	anyMedia    = []string{"*/*"}
 )
-
-var statusText = map[int]string{200: "OK", 201: "Created", 202: "Accepted", 401: "Unauthorized"}
 
 // routeBuilder turns Resources into routes. Definitions of the bodies are
 // made through types.
@@ -148,8 +147,8 @@ func title(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// resourceRoutes returns the routes of one resource, and the definitions
-// of its kinds (object first, then the list and subresource objects).
+// resourceRoutes returns the routes of one resource, and marks the
+// definitions of its object, list and subresource types with their kinds.
 func (b *routeBuilder) resourceRoutes(r *Resource) ([]*route, error) {
 	n := groupVersionNames(r.GroupVersion)
 	n.kind = r.Kind
@@ -327,7 +326,7 @@ func (b *routeBuilder) subresourceRoutes(r *Resource, sub *Subresource, n names,
 			}
 			rt := &route{path: p.path, params: p.params}
 			for _, verb := range sub.Verbs {
-				method := connectMethods[verb]
+				method := connectMethod(verb)
 				o := op(method, "connect", "connect", "connect "+strings.ToUpper(method)+" requests to "+sub.Name+" of "+r.Kind)
 				o.id = "connect" + n.idGV + title(method) + n.namespaced + n.kind + suffix + p.suffix
 				o.gvk = connectGVK
@@ -394,8 +393,16 @@ func (b *routeBuilder) subresourceRoutes(r *Resource, sub *Subresource, n names,
 	return []*route{rt}, nil
 }
 
-var connectMethods = map[string]string{
-	VerbGet: "get", VerbCreate: "post", VerbUpdate: "put", VerbPatch: "patch", VerbDelete: "delete",
+// connectMethod is the HTTP method a verb of a connect subresource stands
+// for, in lower case.
+func connectMethod(verb string) string {
+	switch verb {
+	case VerbCreate:
+		return "post"
+	case VerbUpdate:
+		return "put"
+	}
+	return verb // get, patch, delete
 }
 
 // groupVersionRoute documents the group version's resource list

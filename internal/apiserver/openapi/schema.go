@@ -14,10 +14,10 @@ import (
 
 // node is a schema independent of the OpenAPI version: references are
 // definition names, rendered as "#/definitions/..." in v2 and
-// "#/components/schemas/..." (behind allOf when they carry a description)
-// in v3.
+// "#/components/schemas/..." in v3 (behind allOf when a description,
+// default or extension stands beside them).
 type node struct {
-	ref         string // definition name; only description and extensions accompany it
+	ref         string // definition name; only description, default and extensions accompany it
 	typ         string
 	format      string
 	description string

@@ -11,7 +11,6 @@ import (
 
 	openapi_v2 "github.com/google/gnostic-models/openapiv2"
 	"google.golang.org/protobuf/proto"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/kube-openapi/pkg/handler3"
 )
 
@@ -40,6 +39,9 @@ func (c *Config) validate() error {
 
 // Service serves the OpenAPI documents of a fixed list of resources. Its
 // methods are safe for concurrent use.
+//
+// The documents are fixed when New returns; serving another list of
+// resources (custom resources, later) takes a new Service.
 type Service struct {
 	log   *slog.Logger
 	info  info
@@ -118,23 +120,9 @@ func New(resources []Resource, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// GroupVersions returns the group versions documented, sorted, each once.
-func (s *Service) GroupVersions() []schema.GroupVersion {
-	var out []schema.GroupVersion
-	for _, key := range s.model.keys {
-		parts := strings.Split(key, "/")
-		switch {
-		case len(parts) == 2 && parts[0] == "api":
-			out = append(out, schema.GroupVersion{Version: parts[1]})
-		case len(parts) == 3:
-			out = append(out, schema.GroupVersion{Group: parts[1], Version: parts[2]})
-		}
-	}
-	return out
-}
-
-func v2ToProto(json []byte) ([]byte, error) {
-	doc, err := openapi_v2.ParseDocument(json)
+// v2ToProto converts the v2 JSON to gnostic's protobuf, as upstream does.
+func v2ToProto(b []byte) ([]byte, error) {
+	doc, err := openapi_v2.ParseDocument(b)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +146,8 @@ func (s *Service) renderIndex() ([]byte, error) {
 func v3URL(key, etag string) string {
 	return "/openapi/v3/" + key + "?hash=" + etag
 }
+
+var _ http.Handler = (*Service)(nil)
 
 // Paths are the paths the Service answers.
 const (
