@@ -87,6 +87,9 @@ func TestKubectlExplain_PrintsFieldDescriptions(t *testing.T) {
 			if err := o.Run(); err != nil {
 				t.Fatalf("kubectl explain %v: %v\n%s", tt.args, err, errOut.String())
 			}
+			if testing.Verbose() {
+				t.Log(out.String())
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(out.String(), w) {
 					t.Errorf("output lacks %q:\n%s", w, out.String())
