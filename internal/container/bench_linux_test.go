@@ -197,41 +197,51 @@ func BenchmarkContainerStart(b *testing.B) {
 	}
 }
 
-// BenchmarkShimMemory starts containers that sleep and reports the memory
-// of their per-container helper (the shim): RSS, PSS and private (anonymous
-// and dirty) memory, from /proc/<pid>/smaps_rollup.
-func BenchmarkShimMemory(b *testing.B) {
+// BenchmarkMonitorMemory starts containers that sleep and reports what
+// they cost in helper processes: the growth of the monitor's memory per
+// container (RSS, PSS and private memory from /proc/<pid>/smaps_rollup),
+// and the fixed cost of the monitor and its warm init.
+func BenchmarkMonitorMemory(b *testing.B) {
 	h := newHarness(b)
 	pod := h.runPod("mem")
-	const n = 10
-	var ids []string
+	rec := h.monitor()
+	warm := h.warmInits(rec.Pid)
+	time.Sleep(300 * time.Millisecond)
+	before := smaps(b, rec.Pid)
+	const n = 20
 	for i := 0; i < n; i++ {
-		ids = append(ids, h.run(pod, containerConfig(fmt.Sprintf("sleep%d", i), "sleep", "3600")))
+		h.run(pod, containerConfig(fmt.Sprintf("sleep%d", i), "sleep", "3600"))
 	}
 	time.Sleep(500 * time.Millisecond)
-	var rss, pss, priv float64
-	for _, id := range ids {
-		c, _ := h.rt.lookupContainer(id)
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", c.rec.ShimPid))
-		if err != nil {
-			b.Fatal(err)
-		}
-		kb := func(key string) float64 {
-			for _, l := range strings.Split(string(data), "\n") {
-				if f := strings.Fields(l); len(f) >= 2 && f[0] == key+":" {
-					v, _ := strconv.ParseFloat(f[1], 64)
-					return v
-				}
-			}
-			return 0
-		}
-		rss += kb("Rss")
-		pss += kb("Pss")
-		priv += kb("Private_Dirty") + kb("Private_Clean")
+	after := smaps(b, rec.Pid)
+	per := func(k string) float64 { return (after[k] - before[k]) / n / 1024 }
+	b.Logf("monitor growth per running container (%d containers): RSS %.3f MB, PSS %.3f MB, private %.3f MB", n, per("Rss"), per("Pss"), per("Private"))
+	b.Logf("monitor itself: RSS %.2f MB, PSS %.2f MB, private %.2f MB", after["Rss"]/1024, after["Pss"]/1024, after["Private"]/1024)
+	for _, w := range warm {
+		m := smaps(b, w)
+		b.Logf("warm init %d: RSS %.2f MB, PSS %.2f MB, private %.2f MB", w, m["Rss"]/1024, m["Pss"]/1024, m["Private"]/1024)
 	}
-	b.Logf("shim memory, mean of %d running containers: RSS %.2f MB, PSS %.2f MB, private %.2f MB", n, rss/n/1024, pss/n/1024, priv/n/1024)
-	b.ReportMetric(rss/n/1024, "shim-RSS-MB")
-	b.ReportMetric(pss/n/1024, "shim-PSS-MB")
-	b.ReportMetric(priv/n/1024, "shim-private-MB")
-	var _ = runtimeapi.ContainerState_CONTAINER_RUNNING
+	b.ReportMetric(per("Rss"), "RSS-MB/container")
+	b.ReportMetric(per("Pss"), "PSS-MB/container")
+	b.ReportMetric(after["Rss"]/1024, "monitor-RSS-MB")
 }
+
+// smaps returns the KB figures of /proc/<pid>/smaps_rollup, plus
+// "Private" (clean and dirty).
+func smaps(b *testing.B, pid int) map[string]float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && strings.HasSuffix(f[0], ":") {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			out[strings.TrimSuffix(f[0], ":")] = v
+		}
+	}
+	out["Private"] = out["Private_Clean"] + out["Private_Dirty"]
+	return out
+}
+
+var _ = runtimeapi.ContainerState_CONTAINER_RUNNING

@@ -172,17 +172,13 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	}
 	bundle := filepath.Join(r.containersDir(), id)
 	c := &ctr{bundle: bundle, config: cfg, exited: make(chan struct{})}
-	var shimPid int
-	var shimStart uint64
 	defer func() {
 		if err == nil {
 			return
 		}
 		cleanup := context.WithoutCancel(ctx)
-		if shimPid > 0 {
-			signalProcess(shimPid, shimStart, unix.SIGKILL)
-			var ws unix.WaitStatus
-			unix.Wait4(shimPid, &ws, 0, nil)
+		if c.rec.Pid > 0 {
+			signalProcess(c.rec.Pid, c.rec.PidStart, unix.SIGKILL)
 		}
 		if c.cgroup != nil {
 			kctx, cancel := ctxOrTimeout(cleanup, r.cfg.StopTimeout)
@@ -292,12 +288,10 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		return "", err
 	}
 	oomAdj := int(cfg.GetLinux().GetResources().GetOomScoreAdj())
-	shimPid, shimStart, err = r.startShim(ctx, c, oomAdj)
-	if err != nil {
+	if err := r.startInit(ctx, c, shimCfg, oomAdj); err != nil {
 		return "", fmt.Errorf("container %s: %w", cfg.GetMetadata().GetName(), err)
 	}
 	c.mu.Lock()
-	c.rec.ShimPid, c.rec.ShimStart = shimPid, shimStart
 	err = c.saveLocked()
 	c.mu.Unlock()
 	if err != nil {
@@ -306,51 +300,38 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	r.mu.Lock()
 	r.containers[id] = c
 	r.mu.Unlock()
-	r.watchShim(c, shimPid, shimStart, true)
 	r.emit(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
+	// It may have died before it was registered, its exit event lost.
+	if _, err := shim.ReadExit(bundle); err == nil {
+		r.onExit(c)
+	}
 	return id, nil
 }
 
-// startShim starts the container's shim and takes the init through its
-// handshake: the shim reports the init's PID, the runtime puts it in its
-// cgroup and tells it to go on, the init reports it is created.
-func (r *Runtime) startShim(ctx context.Context, c *ctr, oomAdj int) (pid int, start uint64, err error) {
+// startInit has the monitor hand the container to an init and takes the
+// init through its handshake: the runtime puts it in its cgroup and tells
+// it to go on; the init sets the container up and reports it is created.
+func (r *Runtime) startInit(ctx context.Context, c *ctr, cfg shim.Config, oomAdj int) error {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	parent := os.NewFile(uintptr(fds[0]), "sync")
 	child := os.NewFile(uintptr(fds[1]), "sync")
-	defer child.Close()
-	logf, err := os.OpenFile(filepath.Join(c.bundle, shim.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		parent.Close()
-		return 0, 0, err
-	}
-	defer logf.Close()
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		parent.Close()
-		return 0, 0, err
-	}
-	defer null.Close()
-	proc, err := os.StartProcess("/proc/self/exe", []string{"skiff-shim", c.bundle}, &os.ProcAttr{
-		Env:   []string{shim.ReexecEnv + "=" + shim.RoleShim, "GOMAXPROCS=1", "GOGC=25"},
-		Files: []*os.File{null, logf, logf, child},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
-	})
-	if err != nil {
-		parent.Close()
-		return 0, 0, fmt.Errorf("start shim: %w", err)
-	}
-	pid = proc.Pid
-	proc.Release()
-	start, _ = startTime(pid)
+	pid, err := shim.Create(r.cfg.Root, c.rec.ID, c.bundle, cfg, child)
 	child.Close()
+	if err != nil {
+		parent.Close()
+		return fmt.Errorf("start init: %w", err)
+	}
+	initStart, _ := startTime(pid)
+	c.mu.Lock()
+	c.rec.Pid, c.rec.PidStart = pid, initStart
+	c.mu.Unlock()
 	conn, err := net.FileConn(parent)
 	parent.Close()
 	if err != nil {
-		return pid, start, err
+		return err
 	}
 	defer conn.Close()
 	deadline := time.Now().Add(handshakeTimeout)
@@ -358,29 +339,11 @@ func (r *Runtime) startShim(ctx context.Context, c *ctr, oomAdj int) (pid int, s
 		deadline = dl
 	}
 	conn.SetDeadline(deadline)
-	dec := json.NewDecoder(conn)
-	read := func() (shim.Message, error) {
-		var m shim.Message
-		if err := dec.Decode(&m); err != nil {
-			return m, fmt.Errorf("container setup failed: %s", r.shimLog(c.bundle, err))
-		}
-		if m.Type == "error" {
-			return m, fmt.Errorf("%w: %s", ErrInvalid, m.Error)
-		}
-		return m, nil
-	}
-	m, err := read()
-	if err != nil {
-		return pid, start, err
-	}
-	if m.Type != "pid" || m.Pid <= 0 {
-		return pid, start, fmt.Errorf("shim: unexpected message %q", m.Type)
-	}
-	if err := c.cgroup.AddProc(m.Pid); err != nil {
-		return pid, start, fmt.Errorf("join cgroup: %w", err)
+	if err := c.cgroup.AddProc(pid); err != nil {
+		return fmt.Errorf("join cgroup: %w", err)
 	}
 	if oomAdj != 0 {
-		used, clamped, err := setOOMScoreAdj(m.Pid, oomAdj)
+		used, clamped, err := setOOMScoreAdj(pid, oomAdj)
 		switch {
 		case err != nil:
 			r.log.Warn("cannot set oom_score_adj", "container", c.rec.ID, "want", oomAdj, "err", err)
@@ -390,57 +353,20 @@ func (r *Runtime) startShim(ctx context.Context, c *ctr, oomAdj int) (pid int, s
 			})
 		}
 	}
-	initStart, _ := startTime(m.Pid)
-	c.mu.Lock()
-	c.rec.Pid, c.rec.PidStart = m.Pid, initStart
-	c.mu.Unlock()
 	if err := json.NewEncoder(conn).Encode(shim.Message{Type: "go"}); err != nil {
-		return pid, start, fmt.Errorf("container setup failed: %s", r.shimLog(c.bundle, err))
+		return fmt.Errorf("container setup failed: init went away: %w", err)
 	}
-	m, err = read()
-	if err != nil {
-		return pid, start, err
+	var m shim.Message
+	if err := json.NewDecoder(conn).Decode(&m); err != nil {
+		return fmt.Errorf("container setup failed: init went away: %w", err)
 	}
-	if m.Type != "created" {
-		return pid, start, fmt.Errorf("init: unexpected message %q", m.Type)
+	switch m.Type {
+	case "created":
+		return nil
+	case "error":
+		return fmt.Errorf("%w: %s", ErrInvalid, m.Error)
 	}
-	return pid, start, nil
-}
-
-// shimLog returns the shim's own error output, or err's text.
-func (r *Runtime) shimLog(bundle string, err error) string {
-	data, _ := os.ReadFile(filepath.Join(bundle, shim.LogFile))
-	if s := strings.TrimSpace(string(data)); s != "" {
-		return s
-	}
-	return err.Error()
-}
-
-// watchShim waits, in the background, for the shim to exit and then
-// records the container's exit. It reports whether the shim was alive.
-// child says whether the shim is this process's child (to reap it).
-func (r *Runtime) watchShim(c *ctr, pid int, start uint64, child bool) bool {
-	fd, err := pidfdFor(pid, start)
-	if err != nil {
-		r.log.Warn("cannot watch shim", "container", c.rec.ID, "err", err)
-	}
-	if fd < 0 {
-		if child {
-			var ws unix.WaitStatus
-			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-		}
-		r.onExit(c)
-		return false
-	}
-	go func() {
-		waitPidfd(fd)
-		if child {
-			var ws unix.WaitStatus
-			unix.Wait4(pid, &ws, 0, nil)
-		}
-		r.onExit(c)
-	}()
-	return true
+	return fmt.Errorf("init: unexpected message %q", m.Type)
 }
 
 // onExit records the exit of a container whose shim is gone.
@@ -705,7 +631,7 @@ func (r *Runtime) ContainerStatus(ctx context.Context, id string, verbose bool) 
 		}
 		c.mu.Lock()
 		data, _ := json.Marshal(map[string]any{
-			"sandboxID": c.rec.SandboxID, "pid": c.rec.Pid, "shimPid": c.rec.ShimPid,
+			"sandboxID": c.rec.SandboxID, "pid": c.rec.Pid,
 			"cgroup": c.rec.Cgroup, "bundle": c.bundle, "runtimeSpec": sp,
 		})
 		c.mu.Unlock()
@@ -789,7 +715,7 @@ func (r *Runtime) ReopenContainerLog(ctx context.Context, id string) error {
 	if state != stateRunning {
 		return errNotRunning(c.rec.ID)
 	}
-	if err := shim.Reopen(c.bundle); err != nil {
+	if err := shim.Reopen(r.cfg.Root, c.rec.ID); err != nil {
 		if errors.Is(err, shim.ErrNotRunning) {
 			return errNotRunning(c.rec.ID)
 		}

@@ -232,7 +232,7 @@ func (r *Runtime) Attach(ctx context.Context, id string, o ExecOptions) error {
 	if err != nil {
 		return err
 	}
-	err = shim.Attach(ctx, c.bundle, shim.AttachOptions{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Resize: o.Resize})
+	err = shim.Attach(ctx, r.cfg.Root, c.rec.ID, shim.AttachOptions{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Resize: o.Resize})
 	if errors.Is(err, shim.ErrNotRunning) {
 		return errNotRunning(c.rec.ID)
 	}

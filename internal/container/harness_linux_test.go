@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,10 +111,20 @@ func (h *harness) cleanup() {
 			h.t.Errorf("cleanup: %v", err)
 		}
 	}
-	// Anything a broken runtime left: shims, mounts, cgroups.
+	// Anything a broken runtime left: containers, the monitor, mounts,
+	// cgroups.
 	entries, _ := os.ReadDir(filepath.Join(h.cfg.Root, "containers"))
 	for _, e := range entries {
 		h.t.Errorf("cleanup: container %s left behind", e.Name())
+	}
+	mon := h.monitor()
+	h.rt.Close()
+	for i := 0; i < 100 && processAlive(mon.Pid); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if processAlive(mon.Pid) {
+		h.t.Errorf("cleanup: monitor %d still running", mon.Pid)
+		syscall.Kill(mon.Pid, syscall.SIGKILL)
 	}
 	unmountAll(h.root)
 	if cg, err := h.cg.Open(""); err == nil {
@@ -143,6 +155,40 @@ func (h *harness) dump() {
 			h.t.Logf("%s log: %s", e.Name()[:12], data)
 		}
 	}
+}
+
+// monitor returns the runtime's monitor record.
+func (h *harness) monitor() monitorRecord {
+	var rec monitorRecord
+	data, _ := os.ReadFile(filepath.Join(h.cfg.Root, "monitor.json"))
+	json.Unmarshal(data, &rec)
+	return rec
+}
+
+// warmInits lists the monitor's idle children.
+func (h *harness) warmInits(monitor int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+		if len(f) > 2 && f[1] == fmt.Sprint(monitor) {
+			pid, _ := strconv.Atoi(e.Name())
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !strings.Contains(string(data), ") Z ")
 }
 
 func (h *harness) runPod(name string, modify ...func(*runtimeapi.PodSandboxConfig)) string {

@@ -2,6 +2,7 @@ package container
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,13 +19,9 @@ func TestRuntime_AdoptsContainersAfterRestart(t *testing.T) {
 	short := h.run(pod, containerConfig("short", "sh", "-c", "exit 7"))
 	waitForLog(t, h, long, "stdout")
 
-	// The runtime goes away (its watchers with it) while the containers
-	// run; one of them exits meanwhile.
+	// The runtime goes away while the containers run; one of them exits
+	// meanwhile.
 	h.rt.Close()
-	old := h.rt
-	old.mu.Lock()
-	old.containers = map[string]*ctr{}
-	old.mu.Unlock()
 	time.Sleep(200 * time.Millisecond)
 	h.restart()
 
@@ -116,10 +113,11 @@ func (h *harness) snapshot() string {
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	n := strings.Count(string(mounts), h.root)
 	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + h.cg.Layout().V1["memory"][len("/sys/fs/cgroup/memory"):] + "*")
+	// Container processes: the monitor's children inside our cgroups
+	// (its warm inits are not in any container's cgroup).
 	procs := 0
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		if cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.HasPrefix(string(cmd), "skiff-") {
+	for _, pid := range h.warmInits(h.monitor().Pid) {
+		if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil && strings.Contains(string(cg), h.cg.Layout().V1["memory"][len("/sys/fs/cgroup/memory"):]) {
 			procs++
 		}
 	}

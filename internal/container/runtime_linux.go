@@ -31,7 +31,9 @@ type Runtime struct {
 	cgroupV1      []string
 	oomAdjOnce    sync.Once
 
-	mu         sync.Mutex // guards sandboxes, containers, names and subs
+	mu         sync.Mutex // guards sandboxes, containers, names, subs, events and closing
+	events     *shim.EventStream
+	closing    bool
 	sandboxes  map[string]*sandbox
 	containers map[string]*ctr
 	names      map[string]string // reserved name -> owner ID
@@ -114,8 +116,6 @@ type containerRecord struct {
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	Pid        int       `json:"pid,omitempty"`
 	PidStart   uint64    `json:"pidStart,omitempty"`
-	ShimPid    int       `json:"shimPid,omitempty"`
-	ShimStart  uint64    `json:"shimStart,omitempty"`
 	ExitCode   int32     `json:"exitCode"`
 	Reason     string    `json:"reason,omitempty"`
 	Message    string    `json:"message,omitempty"`
@@ -146,6 +146,9 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if err := r.load(); err != nil {
 		return nil, err
+	}
+	if err := r.ensureMonitor(); err != nil {
+		return nil, fmt.Errorf("container runtime: %w", err)
 	}
 	return r, nil
 }
@@ -231,25 +234,13 @@ func (r *Runtime) load() error {
 		}
 		r.containers[c.rec.ID] = c
 		r.names[c.rec.Name] = c.rec.ID
-		r.adopt(c)
+		if c.rec.State == stateExited || c.rec.State == stateUnknown {
+			close(c.exited)
+		}
+		// Created and running ones are settled against the monitor's
+		// live set by ensureMonitor.
 	}
 	return nil
-}
-
-// adopt resumes watching a loaded container.
-func (r *Runtime) adopt(c *ctr) {
-	c.mu.Lock()
-	state := c.rec.State
-	c.mu.Unlock()
-	switch state {
-	case stateExited, stateUnknown:
-		close(c.exited)
-		return
-	}
-	alive := r.watchShim(c, c.rec.ShimPid, c.rec.ShimStart, false)
-	if !alive {
-		r.log.Info("container exited while the runtime was down", "container", c.rec.ID)
-	}
 }
 
 // cleanupSandboxDir releases whatever a sandbox dir may hold.
@@ -348,14 +339,29 @@ func (r *Runtime) containersOf(sandboxID string) []*ctr {
 	return out
 }
 
-// Close stops watching. Containers keep running; a new Runtime on the same
-// Root adopts them.
+// Close stops watching. Containers keep running under the monitor; a new
+// Runtime on the same Root adopts them. With no container left, the
+// monitor exits.
 func (r *Runtime) Close() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.closing = true
+	events := r.events
 	for ch := range r.subs {
 		close(ch)
 		delete(r.subs, ch)
+	}
+	active := false
+	for _, c := range r.containers {
+		c.mu.Lock()
+		active = active || c.rec.State == stateCreated || c.rec.State == stateRunning
+		c.mu.Unlock()
+	}
+	r.mu.Unlock()
+	if events != nil {
+		events.Close()
+	}
+	if !active {
+		shim.Shutdown(r.cfg.Root)
 	}
 	return nil
 }

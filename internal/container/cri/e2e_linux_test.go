@@ -161,20 +161,39 @@ func (n *node) cleanup() {
 	}
 	if n.cmd.ProcessState == nil {
 		n.run("rmp", "-fa")
-		syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-		n.cmd.Wait()
+		// SIGTERM first: skiff cri stops the monitor when no container is left.
+		syscall.Kill(-n.cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { n.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
 	}
-	// Whatever a failed test left: shims, mounts, cgroups.
+	// Whatever a failed test left: containers, the monitor, mounts,
+	// cgroups.
 	entries, _ := os.ReadDir(filepath.Join(n.root, "state", "runtime", "containers"))
 	for _, e := range entries {
-		var rec struct{ ShimPid, Pid int }
+		var rec struct{ Pid int }
 		data, _ := os.ReadFile(filepath.Join(n.root, "state", "runtime", "containers", e.Name(), "container.json"))
-		if json.Unmarshal(data, &rec) == nil {
-			for _, p := range []int{rec.Pid, rec.ShimPid} {
-				if p > 0 {
-					syscall.Kill(p, syscall.SIGKILL)
-				}
+		if json.Unmarshal(data, &rec) == nil && rec.Pid > 0 {
+			syscall.Kill(rec.Pid, syscall.SIGKILL)
+		}
+	}
+	var mon struct{ Pid int }
+	data, _ := os.ReadFile(filepath.Join(n.root, "state", "runtime", "monitor.json"))
+	if json.Unmarshal(data, &mon) == nil && mon.Pid > 0 {
+		for i := 0; i < 100; i++ {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", mon.Pid)); err != nil {
+				break
 			}
+			if i == 80 {
+				n.t.Errorf("monitor %d still running after the runtime stopped", mon.Pid)
+				syscall.Kill(mon.Pid, syscall.SIGKILL)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	time.Sleep(100 * time.Millisecond)

@@ -9,53 +9,160 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
-// dial connects to the shim of the container in bundle. The socket is
-// reached through /proc/self/fd, which keeps the path short whatever the
-// bundle's length (unix socket paths are limited to 108 bytes).
-func dial(bundle string) (net.Conn, error) {
-	dir, err := os.Open(bundle)
+// StartMonitor starts the monitor for dir (the runtime's root), in its
+// own session, keeping warm inits ready. Its errors go to dir/monitor.log.
+// The caller reaps it (it is the caller's child) and records its PID.
+func StartMonitor(dir string, warm int) (*os.Process, error) {
+	logf, err := os.OpenFile(filepath.Join(dir, MonitorLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
+	proc, err := os.StartProcess("/proc/self/exe", []string{"skiff-monitor", dir, fmt.Sprint(warm)}, &os.ProcAttr{
+		Env:   []string{ReexecEnv + "=" + RoleMonitor, "GOMAXPROCS=2", "GOGC=50"},
+		Files: []*os.File{null, logf, logf},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start monitor: %w", err)
+	}
+	return proc, nil
+}
+
+// dial connects to the monitor in dir. The socket is reached through
+// /proc/self/fd, which keeps the path short whatever dir's length (unix
+// socket paths are limited to 108 bytes).
+func dial(dir string) (*net.UnixConn, error) {
+	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotRunning, err)
 	}
-	defer dir.Close()
-	conn, err := net.Dial("unix", fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), SocketFile))
+	defer d.Close()
+	conn, err := net.Dial("unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), MonitorSocket))
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return nil, fmt.Errorf("%w: %w", ErrNotRunning, err)
+			return nil, fmt.Errorf("%w: monitor: %w", ErrNotRunning, err)
 		}
 		return nil, err
 	}
-	return conn, nil
+	return conn.(*net.UnixConn), nil
 }
 
-func call(bundle string, req request) error {
-	conn, err := dial(bundle)
+// Ping reports whether a monitor answers in dir.
+func Ping(dir string) bool {
+	conn, err := dial(dir)
 	if err != nil {
-		return err
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+func call(dir string, req request) (reply2, error) {
+	conn, err := dial(dir)
+	if err != nil {
+		return reply2{}, err
 	}
 	defer conn.Close()
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return err
+	data, _ := json.Marshal(req)
+	if _, err := conn.Write(data); err != nil {
+		return reply2{}, err
 	}
-	var rep reply
+	var rep reply2
 	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
-		return fmt.Errorf("%w: %w", ErrNotRunning, err)
+		return rep, fmt.Errorf("%w: %w", ErrNotRunning, err)
 	}
 	if rep.Error != "" {
-		return errors.New(rep.Error)
+		if req.ID != "" && rep.Error == fmt.Sprintf("container %s: %s", req.ID, ErrNotRunning) {
+			return rep, fmt.Errorf("container %s: %w", req.ID, ErrNotRunning)
+		}
+		return rep, errors.New(rep.Error)
 	}
-	return nil
+	return rep, nil
 }
 
-// Reopen asks the shim to reopen the container's log file.
-func Reopen(bundle string) error { return call(bundle, request{Op: "reopen"}) }
+// Create asks the monitor in dir to run the container in bundle: it hands
+// the container to an init, which then speaks the sync protocol on sync
+// (see Message). It returns the init's PID.
+func Create(dir, id, bundle string, cfg Config, sync *os.File) (int, error) {
+	conn, err := dial(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	data, _ := json.Marshal(request{Op: "create", ID: id, Bundle: bundle, Config: &cfg})
+	if _, _, err := conn.WriteMsgUnix(data, unix.UnixRights(int(sync.Fd())), nil); err != nil {
+		return 0, fmt.Errorf("monitor: %w", err)
+	}
+	var rep reply2
+	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
+		return 0, fmt.Errorf("%w: monitor: %w", ErrNotRunning, err)
+	}
+	if rep.Error != "" {
+		return 0, errors.New(rep.Error)
+	}
+	return rep.Pid, nil
+}
+
+// EventStream is a subscription to the monitor's events.
+type EventStream struct {
+	conn *net.UnixConn
+	dec  *json.Decoder
+}
+
+// Events subscribes to the monitor in dir. The first event is the "live"
+// snapshot.
+func Events(dir string) (*EventStream, error) {
+	conn, err := dial(dir)
+	if err != nil {
+		return nil, err
+	}
+	data, _ := json.Marshal(request{Op: "events"})
+	if _, err := conn.Write(data); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &EventStream{conn: conn, dec: json.NewDecoder(conn)}, nil
+}
+
+// Next returns the next event; it fails when the monitor goes away or the
+// stream is closed.
+func (s *EventStream) Next() (Event, error) {
+	var ev Event
+	err := s.dec.Decode(&ev)
+	return ev, err
+}
+
+// Close ends the subscription.
+func (s *EventStream) Close() error { return s.conn.Close() }
+
+// Shutdown asks the monitor in dir to exit if it holds no container.
+func Shutdown(dir string) error {
+	_, err := call(dir, request{Op: "shutdown"})
+	return err
+}
+
+// Reopen asks the monitor to reopen the container's log file.
+func Reopen(dir, id string) error {
+	_, err := call(dir, request{Op: "reopen", ID: id})
+	return err
+}
 
 // Resize sets the size of the container's terminal.
-func Resize(bundle string, width, height uint16) error {
-	return call(bundle, request{Op: "resize", Width: width, Height: height})
+func Resize(dir, id string, width, height uint16) error {
+	_, err := call(dir, request{Op: "resize", ID: id, Width: width, Height: height})
+	return err
 }
 
 // AttachOptions are the streams of an attach. Nil streams are not
@@ -71,14 +178,14 @@ type AttachOptions struct {
 // Attach connects the streams to the running container until it exits,
 // ctx is done, or stdin ends for a StdinOnce container. It returns nil
 // when the container's output ended.
-func Attach(ctx context.Context, bundle string, o AttachOptions) error {
-	conn, err := dial(bundle)
+func Attach(ctx context.Context, dir, id string, o AttachOptions) error {
+	conn, err := dial(dir)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	req := request{Op: "attach", Stdin: o.Stdin != nil, Stdout: o.Stdout != nil, Stderr: o.Stderr != nil}
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
+	data, _ := json.Marshal(request{Op: "attach", ID: id, Stdin: o.Stdin != nil, Stdout: o.Stdout != nil, Stderr: o.Stderr != nil})
+	if _, err := conn.Write(data); err != nil {
 		return err
 	}
 	r := bufio.NewReader(conn)
@@ -86,9 +193,12 @@ func Attach(ctx context.Context, bundle string, o AttachOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotRunning, err)
 	}
-	var rep reply
-	if err := json.Unmarshal(line, &rep); err != nil || rep.Error != "" {
-		return fmt.Errorf("attach: %s", rep.Error)
+	var rep reply2
+	if err := json.Unmarshal(line, &rep); err != nil {
+		return fmt.Errorf("attach: %w", err)
+	}
+	if rep.Error != "" {
+		return fmt.Errorf("attach: %w", ErrNotRunning)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()

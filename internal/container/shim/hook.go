@@ -10,9 +10,9 @@ const ReexecEnv = "_SKIFF_REEXEC"
 
 // The roles a re-executed binary can take.
 const (
-	RoleShim = "shim"
-	RoleInit = "init"
-	RoleExec = "exec"
+	RoleMonitor = "monitor"
+	RoleInit    = "init"
+	RoleExec    = "exec"
 )
 
 // init dispatches re-executed helpers before the rest of the binary
@@ -41,8 +41,8 @@ func MaybeRun() bool {
 
 func run(role string) int {
 	switch role {
-	case RoleShim:
-		return runShim()
+	case RoleMonitor:
+		return runMonitor()
 	case RoleInit:
 		return runInit()
 	case RoleExec:

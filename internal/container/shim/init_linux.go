@@ -14,19 +14,53 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// runInit is the container init: argv is [name, bundle]; fd 3 is the
-// sync socket to the runtime. It never returns on success (it execs).
+// runInit is the container init: argv is [name]; fd 3 is its control
+// socket from the monitor, on which it waits for its container (an
+// Assignment with the container's stdio and the runtime's sync socket).
+// The monitor starts inits ahead of time, so that their start-up is off
+// the path of CreateContainer. It never returns on success (it execs).
 func runInit() int {
 	runtime.LockOSThread()
-	if len(os.Args) < 2 {
-		return 2
+	a, files, err := receiveAssignment(3)
+	if err != nil {
+		logf("init: %v", err)
+		return 1
 	}
-	bundle := os.Args[1]
-	syncFile := os.NewFile(3, "sync")
-	unix.CloseOnExec(3)
+	unix.Close(3)
+	bundle := a.Bundle
+	for i := 0; i < 3; i++ {
+		if err := unix.Dup2(int(files[i].Fd()), i); err != nil {
+			logf("init: stdio: %v", err)
+			return 1
+		}
+		files[i].Close()
+	}
+	syncFile := files[3]
 	fail := func(err error) int {
 		json.NewEncoder(syncFile).Encode(Message{Type: "error", Error: err.Error()})
 		return 1
+	}
+	if a.Terminal {
+		if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
+			return fail(fmt.Errorf("set controlling terminal: %w", err))
+		}
+	}
+	// Join the pod's namespaces; the mount namespace comes later, fresh.
+	for _, t := range []string{"ipc", "uts", "net"} {
+		p, ok := a.Namespaces[t]
+		if !ok {
+			continue
+		}
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fail(fmt.Errorf("open %s namespace: %w", t, err))
+		}
+		flag := map[string]int{"ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS, "net": unix.CLONE_NEWNET}[t]
+		err = unix.Setns(fd, flag)
+		unix.Close(fd)
+		if err != nil {
+			return fail(fmt.Errorf("join %s namespace: %w", t, err))
+		}
 	}
 	data, err := os.ReadFile(filepath.Join(bundle, SpecFile))
 	if err != nil {
@@ -60,6 +94,13 @@ func runInit() int {
 	// this binary through /proc/<pid>/exe.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 
+	// A fresh mount namespace, copied from the host's as it is now (so
+	// it has the rootfs, volumes and pod files mounted since this init
+	// was started). Other threads of this process stay where they are;
+	// only this one execs.
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fail(fmt.Errorf("new mount namespace: %w", err))
+	}
 	if hasNamespace(&spec, specs.CgroupNamespace) {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fail(fmt.Errorf("new cgroup namespace: %w", err))
@@ -153,4 +194,26 @@ func runExecInit() int {
 	// Success is the sync socket closing on exec.
 	err = unix.Exec(path, p.Args, p.Env)
 	return fail(fmt.Errorf("exec %s: %w", p.Args[0], err))
+}
+
+// receiveAssignment waits on the control socket for the container.
+func receiveAssignment(fd int) (Assignment, []*os.File, error) {
+	var a Assignment
+	buf := make([]byte, 64*1024)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return a, nil, fmt.Errorf("wait for container: %w", err)
+	}
+	if n == 0 {
+		return a, nil, errors.New("monitor went away")
+	}
+	files := parseRights(oob[:oobn])
+	if len(files) != 4 {
+		return a, nil, fmt.Errorf("assignment with %d descriptors, want 4", len(files))
+	}
+	if err := json.Unmarshal(buf[:n], &a); err != nil {
+		return a, nil, fmt.Errorf("read assignment: %w", err)
+	}
+	return a, files, nil
 }

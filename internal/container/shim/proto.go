@@ -19,15 +19,20 @@ const (
 	ConfigFile = "shim.json"   // the shim's Config, written by the runtime
 	FifoFile   = "exec.fifo"   // the init blocks opening it until start
 	ExitFile   = "exit.json"   // the init's ExitStatus, written by the shim
-	SocketFile = "shim.sock"   // the shim's control socket
-	LogFile    = "shim.log"    // the shim's and init's own errors
+)
+
+// Files in the monitor's directory (the runtime's root).
+const (
+	MonitorSocket = "monitor.sock" // the monitor's control socket
+	MonitorLog    = "monitor.log"  // the monitor's and inits' own errors
 )
 
 // ErrNotRunning is returned (wrapped) by the control calls when the shim
 // is gone.
 var ErrNotRunning = errors.New("container is not running")
 
-// Config is what the shim needs besides the OCI spec.
+// Config is what the monitor needs to hold a container, besides the OCI
+// spec.
 type Config struct {
 	// LogPath is the CRI log file; empty discards output.
 	LogPath string `json:"logPath,omitempty"`
@@ -103,19 +108,42 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// Control requests, one JSON line opening each connection to the shim's
-// socket.
+// request opens each connection to the monitor's socket: one JSON
+// message, with the sync socket attached (SCM_RIGHTS) for "create".
 type request struct {
-	Op     string `json:"op"` // attach, resize, reopen, close-stdin
-	Stdin  bool   `json:"stdin,omitempty"`
-	Stdout bool   `json:"stdout,omitempty"`
-	Stderr bool   `json:"stderr,omitempty"`
-	Width  uint16 `json:"width,omitempty"`
-	Height uint16 `json:"height,omitempty"`
+	Op     string  `json:"op"` // create, events, attach, resize, reopen, close-stdin
+	ID     string  `json:"id,omitempty"`
+	Bundle string  `json:"bundle,omitempty"`
+	Config *Config `json:"config,omitempty"`
+	Stdin  bool    `json:"stdin,omitempty"`
+	Stdout bool    `json:"stdout,omitempty"`
+	Stderr bool    `json:"stderr,omitempty"`
+	Width  uint16  `json:"width,omitempty"`
+	Height uint16  `json:"height,omitempty"`
 }
 
-type reply struct {
+// reply2 answers a request.
+type reply2 struct {
+	Pid   int    `json:"pid,omitempty"`
 	Error string `json:"error,omitempty"`
+}
+
+// Event is one line on an "events" connection: first a "live" snapshot
+// of the containers the monitor holds, then an "exit" for each container
+// whose init exits (its exit.json is written by then).
+type Event struct {
+	Type string   `json:"type"`
+	ID   string   `json:"id,omitempty"`
+	IDs  []string `json:"ids,omitempty"`
+}
+
+// Assignment is what the monitor sends an init on its control socket,
+// with the container's stdin, stdout, stderr and the runtime's sync
+// socket attached.
+type Assignment struct {
+	Bundle     string            `json:"bundle"`
+	Namespaces map[string]string `json:"namespaces,omitempty"`
+	Terminal   bool              `json:"terminal,omitempty"`
 }
 
 // Frames on an attach connection: a kind byte, a big-endian uint32

@@ -1,0 +1,661 @@
+package shim
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// drainTimeout bounds how long the monitor waits for a container's
+// output pipes to close after its init exits (a process that left the
+// container's PID namespace may still hold them).
+const drainTimeout = 2 * time.Second
+
+// idleExit is how long the monitor lingers with no container and no
+// runtime connected before it exits.
+const idleExit = 3 * time.Second
+
+// runMonitor is the monitor's main: argv is [name, dir, warm]; stderr is
+// dir/monitor.log.
+func runMonitor() int {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "monitor: no state directory")
+		return 2
+	}
+	warm := 1
+	if len(os.Args) > 2 {
+		if n, err := strconv.Atoi(os.Args[2]); err == nil && n >= 0 {
+			warm = n
+		}
+	}
+	if err := monitorMain(os.Args[1], warm); err != nil {
+		logf("monitor: %v", err)
+		return 1
+	}
+	return 0
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().UTC().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
+}
+
+// monitor is the running monitor process.
+type monitor struct {
+	warmSize int
+
+	mu         sync.Mutex // guards everything below
+	containers map[string]*mcontainer
+	byPid      map[int]*mcontainer
+	early      map[int]ExitStatus // exits of inits not yet registered
+	warm       []*warmInit
+	warmPids   map[int]bool
+	subs       map[net.Conn]struct{}
+	idleSince  time.Time
+}
+
+// warmInit is an init started ahead of time, waiting for its container.
+type warmInit struct {
+	pid    int
+	newPID bool
+	ctl    *os.File
+}
+
+// mcontainer is one container the monitor holds.
+type mcontainer struct {
+	id, bundle string
+	cfg        Config
+	pid        int
+	log        *logWriter
+	master     *os.File // the pty master, when Terminal
+	pumps      sync.WaitGroup
+
+	mu      sync.Mutex // guards clients and stdin
+	clients map[*client]struct{}
+	stdin   *os.File // write end of the container's stdin; nil once closed
+}
+
+type client struct {
+	conn           net.Conn
+	stdout, stderr bool
+}
+
+func monitorMain(dir string, warm int) error {
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("become subreaper: %w", err)
+	}
+	if err := os.Chdir(dir); err != nil {
+		return err
+	}
+	m := &monitor{
+		warmSize: warm, containers: map[string]*mcontainer{}, byPid: map[int]*mcontainer{},
+		early: map[int]ExitStatus{}, warmPids: map[int]bool{}, subs: map[net.Conn]struct{}{},
+		idleSince: time.Now(),
+	}
+	sigchld := make(chan os.Signal, 16)
+	signal.Notify(sigchld, syscall.SIGCHLD)
+	os.Remove(MonitorSocket)
+	ln, err := net.Listen("unix", MonitorSocket)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	go m.serve(ln)
+	m.refill()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-sigchld:
+			m.reap()
+		case <-tick.C:
+			m.reap()
+			if m.idle() {
+				ln.Close()
+				os.Remove(MonitorSocket)
+				m.killWarm()
+				return nil
+			}
+		}
+	}
+}
+
+// idle reports whether the monitor has had nothing to do for idleExit.
+func (m *monitor) idle() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.containers) > 0 {
+		m.idleSince = time.Now()
+		return false
+	}
+	if m.idleSince.IsZero() {
+		return true
+	}
+	if len(m.subs) > 0 {
+		m.idleSince = time.Now()
+		return false
+	}
+	return time.Since(m.idleSince) > idleExit
+}
+
+func (m *monitor) killWarm() {
+	m.mu.Lock()
+	warm := m.warm
+	m.warm = nil
+	m.mu.Unlock()
+	for _, w := range warm {
+		unix.Kill(w.pid, unix.SIGKILL)
+		w.ctl.Close()
+		var ws unix.WaitStatus
+		unix.Wait4(w.pid, &ws, 0, nil)
+	}
+}
+
+// spawnInit starts an init that waits for its container on a control
+// socket. With newPID it is PID 1 of a new PID namespace.
+func (m *monitor) spawnInit(newPID bool) (*warmInit, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	parent := os.NewFile(uintptr(fds[0]), "ctl")
+	child := os.NewFile(uintptr(fds[1]), "ctl")
+	defer child.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		parent.Close()
+		return nil, err
+	}
+	defer null.Close()
+	var flags uintptr
+	if newPID {
+		flags = unix.CLONE_NEWPID
+	}
+	proc, err := os.StartProcess("/proc/self/exe", []string{"skiff-init"}, &os.ProcAttr{
+		Env:   []string{ReexecEnv + "=" + RoleInit, "GOMAXPROCS=1"},
+		Files: []*os.File{null, null, os.Stderr, child},
+		Sys:   &syscall.SysProcAttr{Cloneflags: flags, Setsid: true},
+	})
+	if err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start init: %w", err)
+	}
+	w := &warmInit{pid: proc.Pid, newPID: newPID, ctl: parent}
+	proc.Release()
+	m.mu.Lock()
+	m.warmPids[w.pid] = true
+	m.mu.Unlock()
+	return w, nil
+}
+
+// refill tops the pool of warm inits up, in the background.
+func (m *monitor) refill() {
+	m.mu.Lock()
+	need := m.warmSize - len(m.warm)
+	m.mu.Unlock()
+	if need <= 0 {
+		return
+	}
+	go func() {
+		for i := 0; i < need; i++ {
+			w, err := m.spawnInit(true)
+			if err != nil {
+				logf("warm init: %v", err)
+				return
+			}
+			m.mu.Lock()
+			m.warm = append(m.warm, w)
+			m.mu.Unlock()
+		}
+	}()
+}
+
+// takeInit returns a warm init (or starts one) for a container.
+func (m *monitor) takeInit(newPID bool) (*warmInit, error) {
+	if newPID {
+		m.mu.Lock()
+		if n := len(m.warm); n > 0 {
+			w := m.warm[n-1]
+			m.warm = m.warm[:n-1]
+			m.mu.Unlock()
+			m.refill()
+			return w, nil
+		}
+		m.mu.Unlock()
+		defer m.refill()
+	}
+	return m.spawnInit(newPID)
+}
+
+// reap collects exited children.
+func (m *monitor) reap() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if pid <= 0 || err != nil {
+			return
+		}
+		if !ws.Exited() && !ws.Signaled() {
+			continue
+		}
+		st := ExitStatus{Pid: pid, FinishedAt: time.Now()}
+		if ws.Exited() {
+			st.ExitCode = ws.ExitStatus()
+		} else {
+			st.Signal = int(ws.Signal())
+			st.ExitCode = 128 + st.Signal
+		}
+		m.mu.Lock()
+		c := m.byPid[pid]
+		warm := m.warmPids[pid]
+		delete(m.warmPids, pid)
+		if c == nil && warm {
+			m.early[pid] = st
+			for i, w := range m.warm {
+				if w.pid == pid {
+					w.ctl.Close()
+					m.warm = append(m.warm[:i], m.warm[i+1:]...)
+					logf("warm init %d died: exit %d", pid, st.ExitCode)
+					break
+				}
+			}
+		}
+		m.mu.Unlock()
+		if c != nil {
+			go m.finish(c, st)
+		}
+	}
+}
+
+// finish records a container's exit once its output has drained.
+func (m *monitor) finish(c *mcontainer, st ExitStatus) {
+	drained := make(chan struct{})
+	go func() { c.pumps.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+	}
+	c.log.close()
+	c.mu.Lock()
+	for cl := range c.clients {
+		cl.conn.Close()
+	}
+	c.mu.Unlock()
+	out, _ := json.Marshal(st)
+	if err := writeFileAtomic(filepath.Join(c.bundle, ExitFile), out); err != nil {
+		logf("container %s: write exit status: %v", c.id, err)
+	}
+	m.mu.Lock()
+	delete(m.containers, c.id)
+	delete(m.byPid, c.pid)
+	subs := make([]net.Conn, 0, len(m.subs))
+	for s := range m.subs {
+		subs = append(subs, s)
+	}
+	m.mu.Unlock()
+	ev, _ := json.Marshal(Event{Type: "exit", ID: c.id})
+	for _, s := range subs {
+		s.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := s.Write(append(ev, '\n')); err != nil {
+			s.Close()
+		}
+	}
+}
+
+func (m *monitor) serve(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go m.handle(conn.(*net.UnixConn))
+	}
+}
+
+func (m *monitor) handle(conn *net.UnixConn) {
+	buf := make([]byte, 64*1024)
+	oob := make([]byte, unix.CmsgSpace(4*8))
+	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil || n == 0 {
+		conn.Close()
+		return
+	}
+	var files []*os.File
+	if oobn > 0 {
+		files = parseRights(oob[:oobn])
+	}
+	closeFiles := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	var req request
+	if err := json.Unmarshal(buf[:n], &req); err != nil {
+		closeFiles()
+		reply(conn, fmt.Errorf("bad request: %w", err))
+		conn.Close()
+		return
+	}
+	if req.Op == "events" {
+		closeFiles()
+		m.subscribe(conn)
+		return
+	}
+	if req.Op == "shutdown" {
+		// Exit now if there is nothing to keep; the runtime asks this
+		// when it stops with no container left.
+		m.mu.Lock()
+		if len(m.containers) == 0 {
+			m.idleSince = time.Time{}
+		}
+		m.mu.Unlock()
+		reply(conn, nil)
+		conn.Close()
+		return
+	}
+	if req.Op == "create" {
+		pid, err := m.create(req, files)
+		closeFiles()
+		json.NewEncoder(conn).Encode(reply2{Pid: pid, Error: errText(err)})
+		conn.Close()
+		return
+	}
+	closeFiles()
+	m.mu.Lock()
+	c := m.containers[req.ID]
+	m.mu.Unlock()
+	if c == nil {
+		reply(conn, fmt.Errorf("container %s: %w", req.ID, ErrNotRunning))
+		conn.Close()
+		return
+	}
+	switch req.Op {
+	case "reopen":
+		reply(conn, c.log.reopen())
+	case "resize":
+		reply(conn, c.resize(req.Width, req.Height))
+	case "close-stdin":
+		c.closeStdin()
+		reply(conn, nil)
+	case "attach":
+		c.attach(conn, bufio.NewReader(conn), req)
+		return
+	default:
+		reply(conn, fmt.Errorf("unknown op %q", req.Op))
+	}
+	conn.Close()
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func reply(conn net.Conn, err error) {
+	json.NewEncoder(conn).Encode(reply2{Error: errText(err)})
+}
+
+func parseRights(oob []byte) []*os.File {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var out []*os.File
+	for _, msg := range msgs {
+		fds, err := unix.ParseUnixRights(&msg)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			unix.CloseOnExec(fd)
+			out = append(out, os.NewFile(uintptr(fd), "passed"))
+		}
+	}
+	return out
+}
+
+// subscribe streams exit events to conn, after a snapshot of the live
+// containers.
+func (m *monitor) subscribe(conn *net.UnixConn) {
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.containers))
+	for id := range m.containers {
+		ids = append(ids, id)
+	}
+	data, _ := json.Marshal(Event{Type: "live", IDs: ids})
+	conn.Write(append(data, '\n'))
+	m.subs[conn] = struct{}{}
+	m.mu.Unlock()
+	// The runtime never writes; a read returns when it goes away.
+	var b [1]byte
+	conn.Read(b[:])
+	m.mu.Lock()
+	delete(m.subs, conn)
+	m.mu.Unlock()
+	conn.Close()
+}
+
+// create hands a container to an init: files[0] is the runtime's end of
+// the sync socket, which the init gets. It returns the init's PID.
+func (m *monitor) create(req request, files []*os.File) (int, error) {
+	if req.Config == nil || req.ID == "" || req.Bundle == "" || len(files) != 1 {
+		return 0, errors.New("create: need id, bundle, config and the sync socket")
+	}
+	cfg := *req.Config
+	c := &mcontainer{id: req.ID, bundle: req.Bundle, cfg: cfg, clients: map[*client]struct{}{}}
+	var err error
+	if c.log, err = openLog(cfg.LogPath, cfg.LogMaxSize, cfg.LogMaxFiles); err != nil {
+		return 0, err
+	}
+	var child [3]*os.File
+	var outputs []*os.File
+	var streams []string
+	defer func() {
+		for _, f := range child {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	if cfg.Terminal {
+		master, slave, err := openPty()
+		if err != nil {
+			return 0, err
+		}
+		c.master, c.stdin = master, master
+		child = [3]*os.File{slave, nil, nil}
+		outputs, streams = []*os.File{master}, []string{"stdout"}
+	} else {
+		if cfg.Stdin {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return 0, err
+			}
+			child[0], c.stdin = r, w
+		} else if child[0], err = os.Open(os.DevNull); err != nil {
+			return 0, err
+		}
+		for i, name := range []string{"stdout", "stderr"} {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return 0, err
+			}
+			child[i+1] = w
+			outputs, streams = append(outputs, r), append(streams, name)
+		}
+	}
+	w, err := m.takeInit(cfg.NewPID)
+	if err != nil {
+		return 0, err
+	}
+	defer w.ctl.Close()
+	stdio := []*os.File{child[0], child[1], child[2]}
+	if cfg.Terminal {
+		stdio = []*os.File{child[0], child[0], child[0]}
+	}
+	fds := []int{int(stdio[0].Fd()), int(stdio[1].Fd()), int(stdio[2].Fd()), int(files[0].Fd())}
+	msg, _ := json.Marshal(Assignment{Bundle: req.Bundle, Namespaces: cfg.Namespaces, Terminal: cfg.Terminal})
+	if err := unix.Sendmsg(int(w.ctl.Fd()), msg, unix.UnixRights(fds...), nil, 0); err != nil {
+		unix.Kill(w.pid, unix.SIGKILL)
+		return 0, fmt.Errorf("hand container to init: %w", err)
+	}
+	c.pid = w.pid
+	m.mu.Lock()
+	m.containers[c.id] = c
+	m.byPid[c.pid] = c
+	delete(m.warmPids, c.pid)
+	st, gone := m.early[c.pid]
+	delete(m.early, c.pid)
+	m.mu.Unlock()
+	for i, f := range outputs {
+		c.pumps.Add(1)
+		go func() {
+			defer c.pumps.Done()
+			c.pump(f, streams[i])
+		}()
+	}
+	if gone {
+		go m.finish(c, st)
+	}
+	return c.pid, nil
+}
+
+// pump copies one output stream to the log and to attached clients.
+func (c *mcontainer) pump(f *os.File, stream string) {
+	defer f.Close()
+	buf := make([]byte, 16*1024)
+	var pending []byte
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			now := time.Now()
+			c.broadcast(stream, buf[:n])
+			pending = append(pending, buf[:n]...)
+			pending = c.log.writeLines(stream, pending, now, false)
+		}
+		if err != nil {
+			// EOF on a pipe; EIO on a pty master once the last slave
+			// holder is gone.
+			c.log.writeLines(stream, pending, time.Now(), true)
+			return
+		}
+	}
+}
+
+func (c *mcontainer) broadcast(stream string, p []byte) {
+	kind := byte(frameStdout)
+	if stream == "stderr" {
+		kind = frameStderr
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for cl := range c.clients {
+		if (kind == frameStdout && !cl.stdout) || (kind == frameStderr && !cl.stderr) {
+			continue
+		}
+		cl.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := writeFrame(cl.conn, kind, p); err != nil {
+			cl.conn.Close()
+			delete(c.clients, cl)
+		}
+	}
+}
+
+func (c *mcontainer) resize(w, h uint16) error {
+	if c.master == nil {
+		return errors.New("container has no terminal")
+	}
+	return unix.IoctlSetWinsize(int(c.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
+}
+
+func (c *mcontainer) closeStdin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stdin != nil && c.master == nil {
+		c.stdin.Close()
+		c.stdin = nil
+	}
+}
+
+// attach streams output to conn and, when asked, its stdin frames into
+// the container until the client goes away.
+func (c *mcontainer) attach(conn net.Conn, r *bufio.Reader, req request) {
+	reply(conn, nil)
+	cl := &client{conn: conn, stdout: req.Stdout, stderr: req.Stderr}
+	c.mu.Lock()
+	c.clients[cl] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.clients, cl)
+		c.mu.Unlock()
+		conn.Close()
+		if req.Stdin && c.cfg.StdinOnce {
+			c.closeStdin()
+		}
+	}()
+	buf := make([]byte, 16*1024)
+	for {
+		kind, p, err := readFrame(r, buf)
+		if err != nil {
+			return
+		}
+		switch kind {
+		case frameStdin:
+			if !req.Stdin {
+				continue
+			}
+			c.mu.Lock()
+			in := c.stdin
+			c.mu.Unlock()
+			if in != nil {
+				in.Write(p)
+			}
+		case frameCloseStdin:
+			if req.Stdin {
+				c.closeStdin()
+			}
+		case frameResize:
+			if len(p) == 4 {
+				c.resize(uint16(p[0])<<8|uint16(p[1]), uint16(p[2])<<8|uint16(p[3]))
+			}
+		}
+	}
+}
+
+func openPty() (master, slave *os.File, err error) {
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open pty: %w", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("pty number: %w", err)
+	}
+	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("open pty slave: %w", err)
+	}
+	return master, slave, nil
+}
