@@ -1,12 +1,16 @@
 package container
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/skiff-sh/skiff/internal/sys/ns"
 	"github.com/skiff-sh/skiff/internal/testutil/testimage"
 )
 
@@ -49,17 +54,53 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// trueImage is the tiny rootfs every runtime runs: /bin/true, a static
-// binary.
-func trueImage(b *testing.B) *testimage.Image {
-	bin, err := os.ReadFile(testimage.ToolboxBinary(b, ""))
-	if err != nil {
-		b.Fatal(err)
+// trueELF is the smallest program that exits 0: a static ELF whose
+// entry point calls exit(0), built here so that every runtime runs the
+// same binary and the figures measure the runtimes, not the program.
+func trueELF(b *testing.B) []byte {
+	var machine uint16
+	var code []byte
+	switch goruntime.GOARCH {
+	case "amd64":
+		machine = 0x3e
+		code = []byte{0xb8, 0x3c, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05} // mov $60,%eax; xor %edi,%edi; syscall
+	case "arm64":
+		machine = 0xb7
+		code = []byte{0x00, 0x00, 0x80, 0xd2, 0xa8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4} // mov x0,#0; mov x8,#93; svc #0
+	default:
+		b.Skipf("no tiny /bin/true for %s", goruntime.GOARCH)
 	}
+	const base, ehsize, phsize = 0x400000, 64, 56
+	size := ehsize + phsize + len(code)
+	out := make([]byte, size)
+	le := binary.LittleEndian
+	copy(out, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1})
+	le.PutUint16(out[16:], 2) // ET_EXEC
+	le.PutUint16(out[18:], machine)
+	le.PutUint32(out[20:], 1)
+	le.PutUint64(out[24:], base+ehsize+phsize) // entry
+	le.PutUint64(out[32:], ehsize)             // program headers
+	le.PutUint16(out[52:], ehsize)
+	le.PutUint16(out[54:], phsize)
+	le.PutUint16(out[56:], 1)
+	ph := out[ehsize:]
+	le.PutUint32(ph[0:], 1) // PT_LOAD
+	le.PutUint32(ph[4:], 5) // R+X
+	le.PutUint64(ph[16:], base)
+	le.PutUint64(ph[24:], base)
+	le.PutUint64(ph[32:], uint64(size))
+	le.PutUint64(ph[40:], uint64(size))
+	le.PutUint64(ph[48:], 0x1000)
+	copy(out[ehsize+phsize:], code)
+	return out
+}
+
+// trueImage is the tiny rootfs every runtime runs: /bin/true.
+func trueImage(b *testing.B) *testimage.Image {
 	return testimage.Build(b, testimage.Spec{
 		Layers: []testimage.Layer{{Entries: []testimage.Entry{
 			{Path: "bin", Kind: testimage.Dir},
-			{Path: "bin/true", Content: bin, Mode: 0o755},
+			{Path: "bin/true", Content: trueELF(b), Mode: 0o755},
 			{Path: "proc", Kind: testimage.Dir}, {Path: "sys", Kind: testimage.Dir}, {Path: "dev", Kind: testimage.Dir},
 			{Path: "etc", Kind: testimage.Dir}, {Path: "tmp", Kind: testimage.Dir, Mode: 0o1777},
 		}}},
@@ -73,6 +114,7 @@ type ociPeer struct {
 	bin    string
 	global []string // global flags
 	bundle string
+	mntns  string // mount namespace to run in, if not the host's
 }
 
 func newOCIPeer(b *testing.B, name, rootfs string) *ociPeer {
@@ -97,9 +139,16 @@ func newOCIPeer(b *testing.B, name, rootfs string) *ociPeer {
 	os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644)
 	p := &ociPeer{name: name, bin: bin, bundle: bundle, global: []string{"--root", b.TempDir()}}
 	if err := p.run("probe"); err != nil {
-		// crun refuses hybrid cgroup hosts; measure it without cgroups.
-		p.global = append(p.global, "--cgroup-manager=disabled")
-		p.name = name + " (no cgroups)"
+		// crun refuses hybrid cgroup hosts ("cgroups in hybrid mode not
+		// supported"). Run it where the host looks like cgroup v1 only: in
+		// a mount namespace without the cgroup2 mount.
+		mnt, err2 := legacyCgroupMountNS(b)
+		if err2 != nil {
+			b.Logf("%s cannot run here (%v; %v): skipping it", name, err, err2)
+			return nil
+		}
+		p.mntns = mnt
+		p.name = name + " (cgroup v1 view)"
 		if err2 := p.run("probe2"); err2 != nil {
 			b.Logf("%s cannot run here (%v; %v): skipping it", name, err, err2)
 			return nil
@@ -108,11 +157,43 @@ func newOCIPeer(b *testing.B, name, rootfs string) *ociPeer {
 	return p
 }
 
+// legacyCgroupMountNS returns the mount namespace of a helper process in
+// which the unified cgroup2 mount is gone, so that the host looks like a
+// pure cgroup v1 host; the helper is killed when the benchmark ends.
+func legacyCgroupMountNS(b *testing.B) (string, error) {
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		"umount /sys/fs/cgroup/unified && echo ready && exec sleep 3600")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(out, buf); err != nil {
+		return "", fmt.Errorf("unshare helper: %w", err)
+	}
+	return fmt.Sprintf("/proc/%d/ns/mnt", cmd.Process.Pid), nil
+}
+
 func (p *ociPeer) run(id string) error {
 	args := append(slices.Clone(p.global), "run", "--bundle", p.bundle, id)
-	out, err := exec.Command(p.bin, args...).CombinedOutput()
+	cmd := exec.Command(p.bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	var err error
+	if p.mntns != "" {
+		err = ns.Do(map[ns.Type]string{ns.Mount: p.mntns}, cmd.Start)
+	} else {
+		err = cmd.Start()
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
 	if err != nil {
-		return fmt.Errorf("%s run: %v: %s", p.name, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("%s run: %v: %s", p.name, err, strings.TrimSpace(out.String()))
 	}
 	return nil
 }

@@ -206,22 +206,6 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	rootfs := filepath.Join(bundle, "rootfs")
 
 	cgPath := srec.Cgroup + "/" + id
-	cg, err := r.cfg.Cgroups.Create(cgPath)
-	if err != nil {
-		return "", fmt.Errorf("container %s: %w", cfg.GetMetadata().GetName(), err)
-	}
-	c.cgroup = cg
-	res := convertResources(cfg.GetLinux().GetResources(), r.cfg.PidsLimit)
-	if !cfg.GetLinux().GetSecurityContext().GetPrivileged() {
-		res.Devices = devices()
-	}
-	if err := cg.Apply(res); err != nil {
-		if errors.Is(err, cgroups.ErrInvalid) {
-			err = fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		return "", fmt.Errorf("container %s: resources: %w", cfg.GetMetadata().GetName(), err)
-	}
-
 	var imgCfg imagespec.ImageConfig
 	if img.Config != nil {
 		ic := img.Config.Config
@@ -288,7 +272,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		return "", err
 	}
 	oomAdj := int(cfg.GetLinux().GetResources().GetOomScoreAdj())
-	if err := r.startInit(ctx, c, shimCfg, oomAdj); err != nil {
+	res := convertResources(cfg.GetLinux().GetResources(), r.cfg.PidsLimit)
+	if !cfg.GetLinux().GetSecurityContext().GetPrivileged() {
+		res.Devices = devices()
+	}
+	if err := r.startInit(ctx, c, shimCfg, res, oomAdj); err != nil {
 		return "", fmt.Errorf("container %s: %w", cfg.GetMetadata().GetName(), err)
 	}
 	c.mu.Lock()
@@ -309,9 +297,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 }
 
 // startInit has the monitor hand the container to an init and takes the
-// init through its handshake: the runtime puts it in its cgroup and tells
-// it to go on; the init sets the container up and reports it is created.
-func (r *Runtime) startInit(ctx context.Context, c *ctr, cfg shim.Config, oomAdj int) error {
+// init through its handshake: while the init builds the container's
+// filesystem, the runtime creates the container's cgroup, applies its
+// resources, moves the init in and says so; the init enters its cgroup
+// namespace, finishes and reports it is created.
+func (r *Runtime) startInit(ctx context.Context, c *ctr, cfg shim.Config, res *cgroups.Resources, oomAdj int) error {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -339,6 +329,18 @@ func (r *Runtime) startInit(ctx context.Context, c *ctr, cfg shim.Config, oomAdj
 		deadline = dl
 	}
 	conn.SetDeadline(deadline)
+	// The init builds the container's filesystem meanwhile.
+	cg, err := r.cfg.Cgroups.Create(c.rec.Cgroup)
+	if err != nil {
+		return err
+	}
+	c.cgroup = cg
+	if err := cg.Apply(res); err != nil {
+		if errors.Is(err, cgroups.ErrInvalid) {
+			err = fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return fmt.Errorf("resources: %w", err)
+	}
 	if err := c.cgroup.AddProc(pid); err != nil {
 		return fmt.Errorf("join cgroup: %w", err)
 	}
@@ -353,7 +355,7 @@ func (r *Runtime) startInit(ctx context.Context, c *ctr, cfg shim.Config, oomAdj
 			})
 		}
 	}
-	if err := json.NewEncoder(conn).Encode(shim.Message{Type: "go"}); err != nil {
+	if err := json.NewEncoder(conn).Encode(shim.Message{Type: "joined"}); err != nil {
 		return fmt.Errorf("container setup failed: init went away: %w", err)
 	}
 	var m shim.Message
@@ -386,7 +388,7 @@ func (r *Runtime) onExit(c *ctr) {
 		c.rec.State = stateExited
 		c.rec.ExitCode, c.rec.FinishedAt = int32(st.ExitCode), st.FinishedAt
 		switch {
-		case r.oomKilled(c):
+		case st.Signal == int(unix.SIGKILL) && r.oomKilled(c):
 			c.rec.Reason = "OOMKilled"
 		case st.ExitCode == 0:
 			c.rec.Reason = "Completed"
@@ -398,9 +400,6 @@ func (r *Runtime) onExit(c *ctr) {
 		r.log.Error("cannot save container state", "container", c.rec.ID, "err", err)
 	}
 	c.mu.Unlock()
-	if err := unmountAll(filepath.Join(c.bundle, "rootfs")); err != nil {
-		r.log.Warn("cannot unmount rootfs", "container", c.rec.ID, "err", err)
-	}
 	close(c.exited)
 	r.log.Info("container exited", "container", c.rec.ID, "exitCode", c.rec.ExitCode, "reason", c.rec.Reason)
 	r.emit(c, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)

@@ -12,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-sh/skiff/internal/sys/caps"
 )
 
 // runInit is the container init: argv is [name]; fd 3 is its control
@@ -21,6 +23,7 @@ import (
 // the path of CreateContainer. It never returns on success (it execs).
 func runInit() int {
 	runtime.LockOSThread()
+	prewarm()
 	a, files, err := receiveAssignment(3)
 	if err != nil {
 		logf("init: %v", err)
@@ -80,16 +83,6 @@ func runInit() int {
 		return fail(fmt.Errorf("open exec fifo: %w", err))
 	}
 
-	// Wait until the runtime has put us in our cgroup.
-	r := bufio.NewReader(syncFile)
-	line, err := r.ReadBytes('\n')
-	if err != nil {
-		return 1 // the runtime gave up on us
-	}
-	var msg Message
-	if err := json.Unmarshal(line, &msg); err != nil || msg.Type != "go" {
-		return fail(fmt.Errorf("unexpected sync message %q", line))
-	}
 	// Non-dumpable until exec: processes in the container must not reach
 	// this binary through /proc/<pid>/exe.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -101,12 +94,27 @@ func runInit() int {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fail(fmt.Errorf("new mount namespace: %w", err))
 	}
+	// The filesystem is built while the runtime moves this process into
+	// the container's cgroup; only the cgroup namespace and the cgroup
+	// mounts wait for that.
+	if err := setupRootfs(&spec); err != nil {
+		return fail(err)
+	}
+	r := bufio.NewReader(syncFile)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return 1 // the runtime gave up on us
+	}
+	var msg Message
+	if err := json.Unmarshal(line, &msg); err != nil || msg.Type != "joined" {
+		return fail(fmt.Errorf("unexpected sync message %q", line))
+	}
 	if hasNamespace(&spec, specs.CgroupNamespace) {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fail(fmt.Errorf("new cgroup namespace: %w", err))
 		}
 	}
-	if err := setupRootfs(&spec); err != nil {
+	if err := mountCgroups(&spec); err != nil {
 		return fail(err)
 	}
 	if spec.Hostname != "" && !hasJoinedNamespace(&spec, specs.UTSNamespace) && hasNamespace(&spec, specs.UTSNamespace) {
@@ -216,4 +224,24 @@ func receiveAssignment(fd int) (Assignment, []*os.File, error) {
 		return a, nil, fmt.Errorf("read assignment: %w", err)
 	}
 	return a, files, nil
+}
+
+// prewarm does, while the init waits for its container, the one-time
+// work its first use of encoding/json and the capability tables would
+// otherwise do on the container's start path.
+func prewarm() {
+	s := specs.Spec{
+		Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_CHOWN"}}, Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE"}}},
+		Root:    &specs.Root{Path: "/"},
+		Mounts:  []specs.Mount{{Destination: "/"}},
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}},
+			Seccomp:    &specs.LinuxSeccomp{Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Args: []specs.LinuxSeccompArg{{}}}}},
+			Sysctl:     map[string]string{"a": "b"},
+		},
+		Annotations: map[string]string{"a": "b"},
+	}
+	data, _ := json.Marshal(&s)
+	json.Unmarshal(data, &specs.Spec{})
+	caps.Last()
 }

@@ -57,10 +57,9 @@ type Config struct {
 // Message is one JSON line on the sync socket between the runtime, the
 // shim and an init.
 type Message struct {
-	// Type is "pid" (shim -> runtime: the init's host PID), "go"
-	// (runtime -> init: it is in its cgroup), "created" (init -> runtime:
-	// ready, waiting for start), "error" (init -> runtime) or "config"
-	// (runtime -> exec-init).
+	// Type is "joined" (runtime -> init: it is in its cgroup), "created"
+	// (init -> runtime: ready, waiting for start), "error" (init ->
+	// runtime) or "config" (runtime -> exec-init).
 	Type  string      `json:"type"`
 	Pid   int         `json:"pid,omitempty"`
 	Error string      `json:"error,omitempty"`

@@ -37,6 +37,9 @@ func setupRootfs(s *specs.Spec) error {
 	defer unix.Close(rootfd)
 	devTmpfs := false
 	for _, m := range s.Mounts {
+		if isCgroupMount(m) {
+			continue // after the cgroup namespace: see mountCgroups
+		}
 		if err := mountInto(rootfd, m); err != nil {
 			return err
 		}
@@ -82,6 +85,30 @@ func setupRootfs(s *specs.Spec) error {
 	if s.Root.Readonly {
 		if err := remount("/", unix.MS_RDONLY); err != nil {
 			return fmt.Errorf("make rootfs read-only: %w", err)
+		}
+	}
+	return nil
+}
+
+// isCgroupMount reports whether m belongs to /sys/fs/cgroup, which must
+// be mounted inside the container's cgroup namespace.
+func isCgroupMount(m specs.Mount) bool {
+	return m.Type == "cgroup" || m.Type == "cgroup2" || filepath.Clean(m.Destination) == "/sys/fs/cgroup"
+}
+
+// mountCgroups performs the /sys/fs/cgroup mounts, in the container's
+// root (after pivot_root), once the init is in its cgroup namespace.
+func mountCgroups(s *specs.Spec) error {
+	rootfd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootfd)
+	for _, m := range s.Mounts {
+		if isCgroupMount(m) {
+			if err := mountInto(rootfd, m); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -20,7 +20,8 @@ type Sets struct {
 // capability up to Last that keep does not hold. It needs CAP_SETPCAP, so
 // call it before changing user.
 func DropBounding(keep Set) error {
-	for c := Cap(0); c <= Last(); c++ {
+	last := Last()
+	for c := Cap(0); c <= last; c++ {
 		if keep.Has(c) {
 			continue
 		}

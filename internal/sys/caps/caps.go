@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Cap is a capability number as the kernel numbers them.
@@ -128,9 +129,13 @@ func (s Set) Names() []string {
 }
 
 // Last returns the highest capability the running kernel knows, read from
-// /proc/sys/kernel/cap_last_cap; it falls back to the highest this package
-// names when that file cannot be read.
-func Last() Cap {
+// /proc/sys/kernel/cap_last_cap (once per process: the kernel's answer
+// cannot change); it falls back to the highest this package names when
+// that file cannot be read.
+func Last() Cap { return lastCap() }
+
+// lastCap caches Last. It is package-level but immutable once computed.
+var lastCap = sync.OnceValue(func() Cap {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 && n < 64 {
@@ -138,7 +143,7 @@ func Last() Cap {
 		}
 	}
 	return Cap(len(names) - 1)
-}
+})
 
 // All returns every capability up to Last.
 func All() Set {
