@@ -3,37 +3,46 @@
 //
 // Go cannot fork without exec, so every process the runtime needs on the
 // far side of a fork is this binary again, started with the environment
-// variable ReexecEnv naming its role. The roles:
+// variable ReexecEnv naming its role:
 //
-//	runtime ──exec──► shim ──clone(NEWPID|NEWNS) in the pod's netns/ipcns/utsns──► init ──execve──► container program
-//	runtime ──clone in the container's pid/net/ipc/uts/cgroup ns──► exec-init ──setns(mnt), execve──► exec'd program
+//	runtime ──exec, setsid──► monitor (one per runtime root)
+//	                             │ clone(NEWPID) ahead of time
+//	                             ▼
+//	                           init (warm: waits on its control socket)
+//	                             │ Assignment: bundle, pod namespaces, stdio, sync socket
+//	                             ▼
+//	                           init: setns(net, ipc, uts), unshare(NEWNS), build rootfs,
+//	                                 pivot_root ── "joined" ──► unshare(NEWCGROUP), cgroup
+//	                                 mounts, rlimits, user, caps, seccomp ── "created" ──►
+//	                                 block on exec.fifo ── StartContainer ──► execve
 //
-// The shim (one per container, about 1.5 MB RSS) is the container init's
-// parent. It lives in its own session, ignores terminal signals and
-// outlives the runtime, so containers keep running across a runtime
-// restart. It holds the container's stdio: it writes stdout and stderr to
-// the CRI log file (rotated by size, reopened on request), serves attach
-// and resize on a unix socket in the bundle directory, and when the init
-// exits it writes the exit status to exit.json in the bundle and exits.
-// The runtime watches the shim with a pidfd, so it learns of the exit
-// whether or not it is the shim's parent.
+//	runtime ──clone in the container's pid/net/ipc/uts/cgroup ns──► exec-init
+//	           ──setns(mnt), user, caps, seccomp──► execve (ExecSync, Exec)
 //
-// The init runs the OCI spec in the bundle's config.json: it waits for the
-// runtime to put it in its cgroup, enters a new cgroup namespace, builds
-// the root filesystem (mounts, devices, masked paths), pivots into it,
-// applies rlimits, user, capabilities, no_new_privs and seccomp, checks
-// that the program exists, reports "created" and then blocks opening the
-// bundle's exec.fifo. StartContainer opens the other end; the init execs.
+// The monitor is the parent (and a subreaper) of every container init, in
+// its own session, ignoring terminal signals, so containers outlive the
+// runtime. It holds each container's stdio: it writes stdout and stderr to
+// the CRI log file (rotated by size, reopened on request) and serves
+// attach and resize. When an init exits it writes the exit status to the
+// bundle's exit.json and sends an "exit" event to the runtime, whose
+// subscription opens with a "live" snapshot, so a restarted runtime learns
+// which containers still run and which exited meanwhile. Its cost per
+// container is a few goroutines and buffers (about 0.1 MB); it exits by
+// itself once it holds no container and no runtime is connected.
+//
+// The monitor keeps one init started ahead of time, so that the
+// re-executed binary's start-up and a new PID namespace are off the path
+// of CreateContainer. The init builds the container's filesystem while
+// the runtime moves it into its cgroup (on cgroup v1 that move is the
+// slowest step), and only the cgroup namespace and cgroup mounts wait for
+// it.
 //
 // The exec-init does the same for a process run inside a running
 // container, joining the container's mount namespace itself (a Go thread
 // can, after unsharing its filesystem info) because the binary, which may
 // be dynamically linked, must be loaded from the host's filesystem first.
 //
-// These processes must start fast and stay small, so the dispatch happens
-// in this package's init function, before the rest of the binary's
-// packages initialize (Go initializes packages in import-path order as
-// soon as their imports are ready; this package imports only the standard
-// library, golang.org/x/sys and skiff's internal/sys packages). MaybeRun
-// is the explicit form of the same hook for programs that want it.
+// The dispatch to a helper happens in this package's init function, so a
+// helper skips main and the rest of the program; MaybeRun is the explicit
+// form of the same hook for entry points that want it.
 package shim
