@@ -6,6 +6,7 @@ package main
 
 import (
 	"os"
+	_ "time/tzdata" // CronJob time zones on hosts without a zoneinfo database
 
 	"github.com/skiff-sh/skiff/internal/cli"
 )

@@ -138,7 +138,9 @@ func NewExternalClient(ctx context.Context, cfg ExternalConfig) (*clientv3.Clien
 	return c, nil
 }
 
-// slogCore passes etcd's zap records at warning level and above to slog.
+// slogCore passes etcd's zap records to slog: warnings at debug level (an
+// embedded single member warns about its own harmless setup), errors as
+// errors.
 type slogCore struct {
 	logger *slog.Logger
 	fields []zapcore.Field
@@ -169,7 +171,7 @@ func (c slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	for k, v := range enc.Fields {
 		attrs = append(attrs, k, v)
 	}
-	level := slog.LevelWarn
+	level := slog.LevelDebug
 	if e.Level >= zapcore.ErrorLevel {
 		level = slog.LevelError
 	}

@@ -53,17 +53,17 @@ func (r *Reservations) Release(ctx context.Context, key, owner string) error {
 	return nil
 }
 
-// List returns the claimed keys under prefix (relative, as passed to
-// Reserve).
-func (r *Reservations) List(ctx context.Context, prefix string) ([]string, error) {
+// List returns the claims under prefix as key (relative, as passed to
+// Reserve) to owner. The caller owns the map.
+func (r *Reservations) List(ctx context.Context, prefix string) (map[string]string, error) {
 	p := reservationPrefix + prefix
-	resp, err := r.client.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := r.client.Get(ctx, p, clientv3.WithPrefix())
 	if err != nil {
 		return nil, etcdError(p, err)
 	}
-	out := make([]string, 0, len(resp.Kvs))
+	out := make(map[string]string, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		out = append(out, strings.TrimPrefix(string(kv.Key), reservationPrefix))
+		out[strings.TrimPrefix(string(kv.Key), reservationPrefix)] = string(kv.Value)
 	}
 	return out, nil
 }

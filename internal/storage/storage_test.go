@@ -309,7 +309,7 @@ func TestReservations_ClaimReleaseList(t *testing.T) {
 	}
 	r.Release(ctx, "serviceips/10.43.0.5", "default/b")
 	keys, _ := r.List(ctx, "serviceips/")
-	if len(keys) != 1 || keys[0] != "serviceips/10.43.0.5" {
+	if len(keys) != 1 || keys["serviceips/10.43.0.5"] != "default/a" {
 		t.Fatalf("a stranger released the claim: %v", keys)
 	}
 	r.Release(ctx, "serviceips/10.43.0.5", "default/a")
