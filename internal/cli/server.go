@@ -120,4 +120,3 @@ func etcdTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 	}
 	return tc, nil
 }
-
