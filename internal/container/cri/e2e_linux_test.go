@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -347,6 +350,27 @@ func TestCrictl_EndToEnd(t *testing.T) {
 		}
 		if out := n.must("statsp", "-o", "json", pod); !strings.Contains(out, "usageCoreNanoSeconds") {
 			t.Errorf("crictl statsp:\n%s", out)
+		}
+	})
+	t.Run("Metrics", func(t *testing.T) {
+		m := regexp.MustCompile(`serving metrics address=(\S+)`).FindStringSubmatch(n.log.String())
+		if m == nil {
+			t.Fatalf("no metrics address in the log")
+		}
+		resp, err := http.Get("http://" + m[1] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			`skiff_cri_operations_total{code="OK",method="StartContainer"}`,
+			`skiff_cri_image_pulls_total{result="success"} 1`,
+			"skiff_cri_operation_duration_seconds_bucket",
+		} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
 		}
 	})
 	t.Run("RestartAdoptsContainers", func(t *testing.T) {

@@ -78,6 +78,16 @@ func finishProcess(p *specs.Process, sc *specs.LinuxSeccomp) (string, error) {
 			}
 		}
 	}
+	// Nobody gets a capability the runtime itself lacks (root on some
+	// hosts lacks CAP_SYS_RESOURCE, say): a privileged container gets
+	// every capability there is to give.
+	if cur, err := caps.Current(); err == nil {
+		set.Bounding &= cur.Permitted
+		set.Effective &= cur.Permitted
+		set.Permitted &= cur.Permitted
+		set.Inheritable &= cur.Permitted
+		set.Ambient &= cur.Permitted
+	}
 	// Create the working directory while still root, as runc does.
 	if p.Cwd != "" {
 		os.MkdirAll(p.Cwd, 0o755)

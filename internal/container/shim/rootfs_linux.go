@@ -257,7 +257,12 @@ func populateDev(rootfd int, terminal bool) error {
 		if err != nil {
 			return err
 		}
-		err = unix.Mount("/proc/self/fd/0", fdPath(fd), "", unix.MS_BIND, "")
+		// Bind the terminal by its path: the descriptor belongs to the
+		// host's mount namespace, from which nothing can be bound here.
+		tty, err := os.Readlink("/proc/self/fd/0")
+		if err == nil {
+			err = unix.Mount(tty, fdPath(fd), "", unix.MS_BIND, "")
+		}
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("bind /dev/console: %w", err)
