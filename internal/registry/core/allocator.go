@@ -78,9 +78,9 @@ func (a *allocator) family() corev1.IPFamily {
 	return corev1.IPv6Protocol
 }
 
-// keysOf returns the claims svc holds: its cluster IPs (but "None"), its
-// node ports and its health check node port.
-func (a *allocator) keysOf(svc *corev1.Service) map[string]bool {
+// serviceKeys returns the claims svc holds: its cluster IPs (but "None"),
+// its node ports and its health check node port.
+func serviceKeys(svc *corev1.Service) map[string]bool {
 	keys := map[string]bool{}
 	if svc == nil {
 		return keys
@@ -117,7 +117,7 @@ func (a *allocator) allocate(ctx context.Context, svc, old *corev1.Service) (txn
 		owner = serviceOwner(old)
 	}
 	t := txn{owner: owner}
-	oldKeys := a.keysOf(old)
+	oldKeys := serviceKeys(old)
 	used := map[string]bool{} // claims svc holds once this succeeds
 	exclude := func() map[string]bool {
 		m := make(map[string]bool, len(used)+len(oldKeys))
@@ -344,7 +344,7 @@ func (a *allocator) release(ctx context.Context, svc *corev1.Service) error {
 	}
 	owner := serviceOwner(svc)
 	var firstErr error
-	for k := range a.keysOf(svc) {
+	for k := range serviceKeys(svc) {
 		if err := a.r.Release(ctx, k, owner); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("service %s/%s: release %s: %w", svc.Namespace, svc.Name, k, err)
 		}
@@ -369,4 +369,35 @@ func requestedNodePort(port int32, ports []corev1.ServicePort) int32 {
 		}
 	}
 	return 0
+}
+
+// LeakedClaims returns the claims in r (key to owner) that no Service in
+// services holds: left behind by a delete whose release failed, or by an
+// update whose write failed after it claimed. A claim made by a create
+// that is still in flight looks leaked too, so a repair loop should
+// release (with r.Release and the returned owner) only claims it found
+// leaked in two passes some seconds apart, as upstream's repair
+// controllers do.
+func LeakedClaims(ctx context.Context, r Reservations, services []*corev1.Service) (map[string]string, error) {
+	type claim struct{ key, owner string }
+	held := map[claim]bool{}
+	for _, svc := range services {
+		owner := serviceOwner(svc)
+		for k := range serviceKeys(svc) {
+			held[claim{k, owner}] = true
+		}
+	}
+	leaked := map[string]string{}
+	for _, prefix := range []string{ServiceIPPrefix, ServiceNodePortPrefix} {
+		claims, err := r.List(ctx, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("list %s claims: %w", prefix, err)
+		}
+		for k, owner := range claims {
+			if !held[claim{k, owner}] {
+				leaked[k] = owner
+			}
+		}
+	}
+	return leaked, nil
 }

@@ -635,3 +635,39 @@ func TestAllocator_StorageErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestLeakedClaims(t *testing.T) {
+	ctx := context.Background()
+	s := newServices(t, core.Config{})
+	live := s.mustCreate(t, nodePortService("live", 30080))
+	gone := s.mustCreate(t, nodePortService("gone", 30081))
+	// A delete whose release failed, and a claim by a stale owner of a
+	// live key.
+	delete(s.stored, "gone")
+	if _, err := s.mem.Reserve(ctx, portKey(30099), "default/live/old-uid"); err != nil {
+		t.Fatal(err)
+	}
+	var stored []*corev1.Service
+	for _, svc := range s.stored {
+		stored = append(stored, svc)
+	}
+	got, err := core.LeakedClaims(ctx, s.mem, stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneOwner := "default/gone/" + string(gone.UID)
+	want := map[string]string{
+		ipKey(gone.Spec.ClusterIP): goneOwner,
+		portKey(30081):             goneOwner,
+		portKey(30099):             "default/live/old-uid",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("leaked (-want +got):\n%s", diff)
+	}
+	if _, ok := got[ipKey(live.Spec.ClusterIP)]; ok {
+		t.Error("a live claim is reported leaked")
+	}
+	if _, err := core.LeakedClaims(ctx, failing{}, stored); err == nil {
+		t.Error("a storage error was swallowed")
+	}
+}

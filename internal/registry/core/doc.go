@@ -50,6 +50,10 @@
 // a fresh copy, and the retry must land on the claims of the first try
 // (Reserve is idempotent for its owner) instead of leaking them.
 //
+// A claim can outlive its Service when a release fails (AfterDelete only
+// logs) or a write fails after BeforeUpdate claimed; LeakedClaims finds
+// such claims for a repair loop.
+//
 // With nil Config.Reservations, allocation is disabled: services get no
 // cluster IP and no node ports, and values clients set are only checked
 // against the ranges. Tests of other resources use this.

@@ -45,10 +45,10 @@ func (b *builder) namespaces() *registry.Resource {
 			obj.(*corev1.Namespace).Spec.Finalizers = old.(*corev1.Namespace).Spec.Finalizers
 		},
 		Validate: func(_ context.Context, obj runtime.Object) field.ErrorList {
-			return validateNamespaceFinalizers(obj.(*corev1.Namespace).Spec.Finalizers, false)
+			return validateNamespaceFinalizers(obj.(*corev1.Namespace).Spec.Finalizers)
 		},
 		ValidateUpdate: func(_ context.Context, obj, _ runtime.Object) field.ErrorList {
-			return validateNamespaceFinalizers(obj.(*corev1.Namespace).Spec.Finalizers, false)
+			return validateNamespaceFinalizers(obj.(*corev1.Namespace).Spec.Finalizers)
 		},
 		Status: &registry.Subresource{
 			ValidateUpdate: func(_ context.Context, obj, _ runtime.Object) field.ErrorList {
@@ -93,16 +93,11 @@ func prepareNamespaceForCreate(ns *corev1.Namespace) {
 
 // validateNamespaceFinalizers checks spec.finalizers: qualified names,
 // and unprefixed ones must be standard. Upstream reports the list's path
-// without an index on create and update, with one on finalize.
-func validateNamespaceFinalizers(finalizers []corev1.FinalizerName, indexed bool) field.ErrorList {
+// without an index.
+func validateNamespaceFinalizers(finalizers []corev1.FinalizerName) field.ErrorList {
 	var allErrs field.ErrorList
-	p := field.NewPath("spec", "finalizers")
-	for i, f := range finalizers {
-		fp := p
-		if indexed {
-			fp = p.Index(i)
-		}
-		allErrs = append(allErrs, validateFinalizerName(string(f), fp)...)
+	for _, f := range finalizers {
+		allErrs = append(allErrs, validateFinalizerName(string(f), field.NewPath("spec", "finalizers"))...)
 	}
 	return allErrs
 }
