@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"strconv"
-	"strings"
 )
 
 // Reservations is the shared store of the Service allocators: one claim
@@ -61,9 +60,8 @@ type pool struct {
 	size   uint64
 	static uint64
 	skip   uint64
-	// key and index convert between value numbers and keys.
-	key   func(i uint64) string
-	index func(key string) (uint64, bool)
+	// key returns the key of value number i.
+	key func(i uint64) string
 }
 
 // band is a half-open range [lo, hi) of value numbers.
@@ -170,13 +168,6 @@ func ipPool(prefix netip.Prefix) *pool {
 		skip:   1,
 	}
 	p.key = func(i uint64) string { return ServiceIPPrefix + addrAdd(network, i+1).String() }
-	p.index = func(key string) (uint64, bool) {
-		a, err := netip.ParseAddr(strings.TrimPrefix(key, ServiceIPPrefix))
-		if err != nil || !strings.HasPrefix(key, ServiceIPPrefix) {
-			return 0, false
-		}
-		return ipIndex(prefix, size, a)
-	}
 	return p
 }
 
@@ -203,13 +194,6 @@ func portPool(r PortRange) *pool {
 		static: staticBand(size, 16, 32, 128),
 	}
 	p.key = func(i uint64) string { return portKey(r.First + int(i)) }
-	p.index = func(key string) (uint64, bool) {
-		n, err := strconv.Atoi(strings.TrimPrefix(key, ServiceNodePortPrefix))
-		if err != nil || !strings.HasPrefix(key, ServiceNodePortPrefix) || !r.Contains(n) {
-			return 0, false
-		}
-		return uint64(n - r.First), true
-	}
 	return p
 }
 
