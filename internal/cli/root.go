@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiff-sh/skiff/internal/container"
+	"github.com/skiff-sh/skiff/internal/version"
 )
 
 // DefaultDataDir is where skiff keeps its state unless told otherwise.
@@ -22,6 +23,7 @@ const DefaultDataDir = "/var/lib/skiff"
 // Main runs skiff with the given argv and returns the process exit code.
 func Main(args []string) int {
 	container.MaybeRunInit() // re-executed runtime helpers never return from here
+	version.Install()
 	// "skiff kubectl" hands the rest of the command line to upstream kubectl
 	// untouched, so its own flag parsing (and plugins) work as usual.
 	if len(args) > 1 && args[1] == "kubectl" {

@@ -353,7 +353,7 @@ func TestCrictl_EndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("Metrics", func(t *testing.T) {
-		m := regexp.MustCompile(`serving metrics address=(\S+)`).FindStringSubmatch(n.log.String())
+		m := regexp.MustCompile(`msg="serving metrics" address=(\S+)`).FindStringSubmatch(n.log.String())
 		if m == nil {
 			t.Fatalf("no metrics address in the log")
 		}
