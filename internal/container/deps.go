@@ -34,6 +34,9 @@ type Cgroup interface {
 	Kill(ctx context.Context) error
 	// Remove deletes the cgroup; removing a missing one succeeds.
 	Remove(ctx context.Context) error
+	// Dirs returns the cgroup's directory in every hierarchy, keyed by
+	// v1 controller, and by "" for the cgroup2 hierarchy.
+	Dirs() map[string]string
 }
 
 // Images is the image store, as the runtime uses it. *image.Store

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/container/shim"
+	"github.com/skiff-sh/skiff/internal/sys/caps"
 	"github.com/skiff-sh/skiff/internal/sys/ns"
 )
 
@@ -89,25 +91,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, o ExecOptio
 	}
 	defer mnt.Close()
 
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	parent := os.NewFile(uintptr(fds[0]), "sync")
-	child := os.NewFile(uintptr(fds[1]), "sync")
-	defer parent.Close()
-	defer child.Close()
-
-	command := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{"skiff-exec"},
-		Env:        []string{shim.ReexecEnv + "=" + shim.RoleExec, "GOMAXPROCS=1"},
-		ExtraFiles: []*os.File{child, mnt},
-		SysProcAttr: &syscall.SysProcAttr{
-			Setsid: true, Setctty: o.TTY, Ctty: 0,
-		},
-	}
+	var command *exec.Cmd
 	var master *os.File
+	var stdio func(cmd *exec.Cmd)
 	if o.TTY {
 		m, slave, err := openPty()
 		if err != nil {
@@ -116,42 +102,30 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, o ExecOptio
 		master = m
 		defer master.Close()
 		defer slave.Close()
-		command.Stdin, command.Stdout, command.Stderr = slave, slave, slave
+		stdio = func(cmd *exec.Cmd) { cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave }
 	} else {
-		command.Stdin, command.Stdout, command.Stderr = o.Stdin, o.Stdout, o.Stderr
+		stdio = func(cmd *exec.Cmd) { cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr }
 	}
-	if err := ns.Do(paths, command.Start); err != nil {
-		return 0, fmt.Errorf("exec in %s: %w", c.rec.ID, err)
+	if sp.Linux.Seccomp == nil && len(proc.Rlimits) == 0 && c.cgroup != nil {
+		command = &exec.Cmd{Env: proc.Env, SysProcAttr: &syscall.SysProcAttr{Setsid: true, Setctty: o.TTY}}
+		stdio(command)
+		paths[ns.Mount] = base + "mnt"
+		if err := startInContainer(command, &proc, paths, c.cgroup); err != nil {
+			if errors.Is(err, errNoProgram) {
+				return 0, fmt.Errorf("exec in %s: %w: %w", c.rec.ID, err, ErrInvalid)
+			}
+			return 0, fmt.Errorf("exec in %s: %w", c.rec.ID, err)
+		}
+	} else {
+		if command, err = r.startExecInit(c, proc, sp.Linux.Seccomp, paths, mnt, stdio); err != nil {
+			return 0, err
+		}
 	}
-	child.Close()
 	if o.TTY {
 		command.Stdin.(*os.File).Close()
 	}
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- command.Wait() }()
-	fail := func(err error) (int, error) {
-		command.Process.Kill()
-		<-waitErr
-		return 0, err
-	}
-	if c.cgroup != nil {
-		if err := c.cgroup.AddProc(command.Process.Pid); err != nil {
-			return fail(fmt.Errorf("exec in %s: join cgroup: %w", c.rec.ID, err))
-		}
-	}
-	conn, err := net.FileConn(parent)
-	if err != nil {
-		return fail(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	if err := json.NewEncoder(conn).Encode(shim.Message{Type: "config", Exec: &shim.ExecConfig{Process: proc, Seccomp: sp.Linux.Seccomp}}); err != nil {
-		return fail(fmt.Errorf("exec in %s: %w", c.rec.ID, err))
-	}
-	var m shim.Message
-	if err := json.NewDecoder(conn).Decode(&m); err == nil && m.Type == "error" {
-		return fail(fmt.Errorf("exec in %s: %s: %w", c.rec.ID, m.Error, ErrInvalid))
-	}
 	// EOF: the exec succeeded and closed the socket.
 	if o.TTY {
 		if o.Stdin != nil {
@@ -195,6 +169,181 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, o ExecOptio
 		return exit.ExitCode(), nil
 	}
 	return 0, err
+}
+
+// startExecInit starts proc in the container through the exec-init
+// helper, which also applies seccomp and rlimits: it is started in the
+// container's namespaces but the mount one, moved into the container's
+// cgroup, sent the process spec, and execs the program (success closes
+// the sync socket).
+func (r *Runtime) startExecInit(c *ctr, proc specs.Process, sc *specs.LinuxSeccomp, paths map[ns.Type]string, mnt *os.File, stdio func(*exec.Cmd)) (*exec.Cmd, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	parent := os.NewFile(uintptr(fds[0]), "sync")
+	child := os.NewFile(uintptr(fds[1]), "sync")
+	defer parent.Close()
+	defer child.Close()
+	command := &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{"skiff-exec"},
+		Env:         []string{shim.ReexecEnv + "=" + shim.RoleExec, "GOMAXPROCS=1"},
+		ExtraFiles:  []*os.File{child, mnt},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Setctty: proc.Terminal},
+	}
+	stdio(command)
+	if err := ns.Do(paths, command.Start); err != nil {
+		return nil, fmt.Errorf("exec in %s: %w", c.rec.ID, err)
+	}
+	child.Close()
+	fail := func(err error) (*exec.Cmd, error) {
+		command.Process.Kill()
+		command.Wait()
+		return nil, err
+	}
+	if c.cgroup != nil {
+		if err := c.cgroup.AddProc(command.Process.Pid); err != nil {
+			return fail(fmt.Errorf("exec in %s: join cgroup: %w", c.rec.ID, err))
+		}
+	}
+	conn, err := net.FileConn(parent)
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := json.NewEncoder(conn).Encode(shim.Message{Type: "config", Exec: &shim.ExecConfig{Process: proc, Seccomp: sc}}); err != nil {
+		return fail(fmt.Errorf("exec in %s: %w", c.rec.ID, err))
+	}
+	var m shim.Message
+	if err := json.NewDecoder(conn).Decode(&m); err == nil && m.Type == "error" {
+		return fail(fmt.Errorf("exec in %s: %s: %w", c.rec.ID, m.Error, ErrInvalid))
+	}
+	return command, nil
+}
+
+// errNoProgram is returned (wrapped) when the program to exec is not in
+// the container.
+var errNoProgram = errors.New("executable file not found")
+
+// startInContainer starts proc in the running container without a helper
+// process: a throw-away thread moves itself into the container's cgroups
+// (per thread on cgroup v1; the child is cloned into the cgroup2 one),
+// joins all the container's namespaces, drops the capability bounding set
+// and sets no_new_privs; the process cloned from it inherits all of that,
+// takes the container's user and groups, and execs the program from the
+// container's filesystem. It cannot apply seccomp or rlimits without
+// risking the runtime's own thread; callers use the exec-init for those.
+func startInContainer(cmd *exec.Cmd, proc *specs.Process, paths map[ns.Type]string, cg Cgroup) error {
+	var bounding, ambient caps.Set
+	if pc := proc.Capabilities; pc != nil {
+		var err error
+		if bounding, err = caps.ParseSet(pc.Bounding); err != nil {
+			return err
+		}
+		if ambient, err = caps.ParseSet(pc.Ambient); err != nil {
+			return err
+		}
+	}
+	// The cgroup files are opened now, in the runtime's mount namespace.
+	var tasks []*os.File
+	defer func() {
+		for _, f := range tasks {
+			f.Close()
+		}
+	}()
+	seen := map[string]bool{}
+	for ctl, dir := range cg.Dirs() {
+		if seen[dir] {
+			continue
+		}
+		seen[dir] = true
+		if ctl == "" {
+			fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open cgroup %s: %w", dir, err)
+			}
+			defer unix.Close(fd)
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(dir, "tasks"), os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("open cgroup %s: %w", dir, err)
+		}
+		tasks = append(tasks, f)
+	}
+	groups := make([]uint32, len(proc.User.AdditionalGids))
+	copy(groups, proc.User.AdditionalGids)
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: proc.User.UID, Gid: proc.User.GID, Groups: groups}
+	for _, c := range ambient.Caps() {
+		cmd.SysProcAttr.AmbientCaps = append(cmd.SysProcAttr.AmbientCaps, uintptr(c))
+	}
+	cmd.Args = proc.Args
+	cmd.Dir = proc.Cwd
+	join := func() error {
+		tid := []byte(strconv.Itoa(unix.Gettid()))
+		for _, f := range tasks {
+			if _, err := f.Write(tid); err != nil {
+				return fmt.Errorf("join cgroup %s: %w", f.Name(), err)
+			}
+		}
+		return nil
+	}
+	// Cgroups first: their files are the host's, but a thread cannot
+	// join them from inside ns.Do's namespaces... it can, through the
+	// descriptors opened above.
+	return ns.Do(paths, func() error {
+		if err := join(); err != nil {
+			return err
+		}
+		if err := caps.DropBounding(bounding); err != nil {
+			return err
+		}
+		if proc.NoNewPrivileges {
+			if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+				return err
+			}
+		}
+		path, err := lookPath(proc.Args[0], proc.Env, proc.Cwd)
+		if err != nil {
+			return err
+		}
+		cmd.Path = path
+		return cmd.Start()
+	})
+}
+
+// lookPath finds the program in the container (the calling thread is in
+// its mount namespace) the way execvp does, with the container's PATH.
+func lookPath(name string, env []string, cwd string) (string, error) {
+	isExec := func(p string) bool {
+		st, err := os.Stat(p)
+		return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+	}
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cwd, p)
+		}
+		if !isExec(p) {
+			return "", fmt.Errorf("%q: %w", name, errNoProgram)
+		}
+		return name, nil
+	}
+	path := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if p := filepath.Join(dir, name); isExec(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%q: %w in $PATH", name, errNoProgram)
 }
 
 // ExecSync runs cmd in the container and returns its output and exit

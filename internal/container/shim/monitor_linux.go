@@ -499,21 +499,29 @@ func (m *monitor) create(req request, files []*os.File) (int, error) {
 			outputs, streams = append(outputs, r), append(streams, name)
 		}
 	}
-	w, err := m.takeInit(cfg.NewPID)
-	if err != nil {
-		return 0, err
-	}
-	defer w.ctl.Close()
 	stdio := []*os.File{child[0], child[1], child[2]}
 	if cfg.Terminal {
 		stdio = []*os.File{child[0], child[0], child[0]}
 	}
 	fds := []int{int(stdio[0].Fd()), int(stdio[1].Fd()), int(stdio[2].Fd()), int(files[0].Fd())}
 	msg, _ := json.Marshal(Assignment{Bundle: req.Bundle, Namespaces: cfg.Namespaces, Terminal: cfg.Terminal})
-	if err := unix.Sendmsg(int(w.ctl.Fd()), msg, unix.UnixRights(fds...), nil, 0); err != nil {
+	var w *warmInit
+	for attempt := 0; ; attempt++ {
+		if w, err = m.takeInit(cfg.NewPID); err != nil {
+			return 0, err
+		}
+		err = unix.Sendmsg(int(w.ctl.Fd()), msg, unix.UnixRights(fds...), nil, 0)
+		if err == nil {
+			break
+		}
+		// A warm init that died while waiting: try a fresh one.
 		unix.Kill(w.pid, unix.SIGKILL)
-		return 0, fmt.Errorf("hand container to init: %w", err)
+		w.ctl.Close()
+		if attempt > 0 {
+			return 0, fmt.Errorf("hand container to init: %w", err)
+		}
 	}
+	defer w.ctl.Close()
 	c.pid = w.pid
 	m.mu.Lock()
 	m.containers[c.id] = c
