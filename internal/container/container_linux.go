@@ -342,6 +342,13 @@ func (r *Runtime) startInit(ctx context.Context, c *ctr, cfg shim.Config, res *c
 		return fmt.Errorf("resources: %w", err)
 	}
 	if err := c.cgroup.AddProc(pid); err != nil {
+		// The init may have failed, and gone, already: its reason is the
+		// one to report.
+		var m shim.Message
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		if json.NewDecoder(conn).Decode(&m) == nil && m.Type == "error" {
+			return fmt.Errorf("%w: %s", ErrInvalid, m.Error)
+		}
 		return fmt.Errorf("join cgroup: %w", err)
 	}
 	if oomAdj != 0 {
@@ -356,6 +363,11 @@ func (r *Runtime) startInit(ctx context.Context, c *ctr, cfg shim.Config, res *c
 		}
 	}
 	if err := json.NewEncoder(conn).Encode(shim.Message{Type: "joined"}); err != nil {
+		var m shim.Message
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		if json.NewDecoder(conn).Decode(&m) == nil && m.Type == "error" {
+			return fmt.Errorf("%w: %s", ErrInvalid, m.Error)
+		}
 		return fmt.Errorf("container setup failed: init went away: %w", err)
 	}
 	var m shim.Message
