@@ -17,9 +17,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
-// trace is a readable transcript of what a controller did: the writes it
-// sent to the API (reads are left out) and the events it recorded, step
-// by step. Tests compare it with a golden file.
+// trace is a readable transcript of what a controller did, step by step:
+// the requests it sent to the API (but lists and watches, which only
+// informers make). Tests compare it with a
+// golden file.
 type trace struct {
 	b strings.Builder
 }
@@ -46,7 +47,7 @@ func (tr *trace) actions(actions []k8stesting.Action) {
 
 func formatAction(a k8stesting.Action) string {
 	verb := a.GetVerb()
-	if verb == "get" || verb == "list" || verb == "watch" {
+	if verb == "list" || verb == "watch" {
 		return ""
 	}
 	res := a.GetResource().Resource
@@ -66,6 +67,8 @@ func formatAction(a k8stesting.Action) string {
 		return fmt.Sprintf("%s %s %s\n%s", verb, res, key(objectName(a.GetObject())), indentYAML(a.GetObject()))
 	case k8stesting.PatchAction:
 		return fmt.Sprintf("%s %s %s (%s)\n  %s\n", verb, res, key(a.GetName()), a.GetPatchType(), a.GetPatch())
+	case k8stesting.GetAction:
+		return fmt.Sprintf("%s %s %s\n", verb, res, key(a.GetName()))
 	case k8stesting.DeleteAction:
 		opts := ""
 		if o := a.GetDeleteOptions(); o.GracePeriodSeconds != nil {
