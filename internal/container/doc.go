@@ -28,6 +28,11 @@
 // cgroup parent. PodSandboxStatus with verbose set reports the netns file
 // for the pod network to configure.
 //
+// With no process in it, a sandbox cannot hold a PID namespace (one dies
+// with its first process). A pod that asks for a shared one (NamespaceMode
+// POD: crictl's default, Kubernetes' shareProcessNamespace) gets one PID
+// namespace per container, as with CONTAINER; NODE gives the host's.
+//
 // # Containers
 //
 //	CreateContainer:
