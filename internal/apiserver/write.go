@@ -218,14 +218,24 @@ func (s *Server) updateObject(ctx context.Context, ep *endpoint, namespace, name
 	if it, ok := ep.cache.Get(key); ok {
 		hint = it.Object
 	}
+	// prepared is the last object BeforeUpdate allocated for; a write that
+	// fails after it must give the allocations back.
+	var prepared runtime.Object
 	out, err := s.store.GuaranteedUpdate(ctx, key, hint, func(cur runtime.Object) (runtime.Object, error) {
 		// mutate gets its own copy: prepareUpdate compares against cur.
 		next, err := mutate(cur.DeepCopyObject())
 		if err != nil {
 			return nil, err
 		}
-		return s.prepareUpdate(ctx, ep, sub, cur, next, opts)
+		next, err = s.prepareUpdate(ctx, ep, sub, cur, next, opts)
+		if err == nil && sub == "" && ep.res.BeforeUpdate != nil {
+			prepared = next
+		}
+		return next, err
 	})
+	if err != nil && prepared != nil && ep.res.Rollback != nil {
+		ep.res.Rollback(ctx, prepared)
+	}
 	var dry *dryRunResult
 	switch {
 	case errors.As(err, &dry):
@@ -361,7 +371,8 @@ func (s *Server) prepareUpdate(ctx context.Context, ep *endpoint, sub string, cu
 			next = fm.UpdateNoErrors(cur, next, opts.manager)
 		}
 	}
-	if ep.res.BeforeUpdate != nil {
+	// Allocation follows spec changes, which only the main resource makes.
+	if sub == "" && ep.res.BeforeUpdate != nil {
 		if err := ep.res.BeforeUpdate(ctx, next, cur); err != nil {
 			return nil, err
 		}

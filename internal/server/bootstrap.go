@@ -58,7 +58,15 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			return fmt.Errorf("bootstrap priority class %s: %w", pc.Name, err)
 		}
 	}
-	return s.reconcileKubernetesService(ctx, c)
+	if err := s.reconcileKubernetesService(ctx, c); err != nil {
+		// Upstream too refuses a loopback endpoint; the cluster works
+		// without it, so it is worth a warning, not a failed start.
+		if !apierrors.IsInvalid(err) {
+			return err
+		}
+		s.log.Warn("the kubernetes Service has no endpoints", "err", err)
+	}
+	return nil
 }
 
 // reconcileKubernetesService makes default/kubernetes exist and its
@@ -80,7 +88,13 @@ func (s *Server) reconcileKubernetesService(ctx context.Context, c kubernetes.In
 			}},
 		},
 	}
-	if _, err := c.CoreV1().Services(metav1.NamespaceDefault).Create(ctx, svc, metav1.CreateOptions{FieldManager: "skiff-bootstrap"}); err != nil && !apierrors.IsAlreadyExists(err) {
+	// Look before creating: a create of the existing Service would fail on
+	// its cluster IP (taken, 422) before it could fail as a duplicate.
+	if _, err := c.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := c.CoreV1().Services(metav1.NamespaceDefault).Create(ctx, svc, metav1.CreateOptions{FieldManager: "skiff-bootstrap"}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("bootstrap kubernetes service: %w", err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("bootstrap kubernetes service: %w", err)
 	}
 	ip := s.cfg.AdvertiseAddress.String()
@@ -149,7 +163,7 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := s.reconcileKubernetesService(rctx, c); err != nil && ctx.Err() == nil {
+		if err := s.reconcileKubernetesService(rctx, c); err != nil && ctx.Err() == nil && !apierrors.IsInvalid(err) {
 			s.log.Warn("reconcile kubernetes service", "err", err)
 		}
 		cancel()

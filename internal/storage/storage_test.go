@@ -15,6 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/skiff-sh/skiff/internal/registry/core"
+	"github.com/skiff-sh/skiff/internal/registry/core/reservationstest"
 )
 
 const prefix = "/registry/configmaps/"
@@ -316,4 +319,10 @@ func TestReservations_ClaimReleaseList(t *testing.T) {
 	if keys, _ := r.List(ctx, "serviceips/"); len(keys) != 0 {
 		t.Fatalf("after release: %v", keys)
 	}
+}
+
+func TestReservations_Conformance(t *testing.T) {
+	reservationstest.Run(t, func(t *testing.T) core.Reservations {
+		return NewReservations(newTestStore(t))
+	})
 }

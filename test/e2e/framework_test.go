@@ -86,7 +86,7 @@ func startCluster(t *testing.T, args ...string) *cluster {
 
 func (c *cluster) start() {
 	c.t.Helper()
-	args := append([]string{"server", "--data-dir", c.dataDir, "--https-port", fmt.Sprint(c.port), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1"}, c.extraArgs...)
+	args := append([]string{"server", "--data-dir", c.dataDir, "--https-port", fmt.Sprint(c.port), "--bind-address", "127.0.0.1"}, c.extraArgs...)
 	c.cmd = exec.Command(skiffBin, args...)
 	c.log = &bytes.Buffer{}
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
@@ -160,11 +160,11 @@ func (c *cluster) run(env []string, stdin string, args ...string) (string, error
 }
 
 // mustKubectl runs kubectl and fails the test on error.
-func (c *cluster) mustKubectl(args ...string) string {
-	c.t.Helper()
+func (c *cluster) mustKubectl(t *testing.T, args ...string) string {
+	t.Helper()
 	out, err := c.kubectl(args...)
 	if err != nil {
-		c.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
 }
