@@ -66,6 +66,12 @@ func TestRuntime_Isolation(t *testing.T) {
 				t.Errorf("mknod succeeded: %q", out)
 			}
 		}},
+		{"StartsWithNoSignalIgnored", containerConfig("sigign", "cat", "/proc/self/status"), func(t *testing.T, out []string, _ *runtimeapi.ContainerStatus) {
+			// The monitor ignores terminal signals; its containers must not.
+			if !slices.Contains(out, "SigIgn:\t0000000000000000") {
+				t.Errorf("status: %q", out)
+			}
+		}},
 		{"HasDockersCapabilitiesOnly", containerConfig("caps", "cat", "/proc/self/status"), func(t *testing.T, out []string, _ *runtimeapi.ContainerStatus) {
 			// Docker's default set has no CAP_SYS_ADMIN, so no mount.
 			if !slices.Contains(out, "CapEff:\t00000000a80425fb") {

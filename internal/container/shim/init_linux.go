@@ -138,6 +138,7 @@ func runInit() int {
 		return 127
 	}
 	unix.Write(w, []byte{'0'})
+	resetIgnoredSignals()
 	err = unix.Exec(path, spec.Process.Args, spec.Process.Env)
 	msgText := fmt.Sprintf("exec %s: %v", spec.Process.Args[0], err)
 	unix.Write(w, []byte(msgText))
@@ -200,6 +201,7 @@ func runExecInit() int {
 		return fail(err)
 	}
 	// Success is the sync socket closing on exec.
+	resetIgnoredSignals()
 	err = unix.Exec(path, p.Args, p.Env)
 	return fail(fmt.Errorf("exec %s: %w", p.Args[0], err))
 }
