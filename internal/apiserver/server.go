@@ -106,6 +106,11 @@ func New(cfg Config) (*Server, error) {
 		endpoints: map[schema.GroupVersionResource]*endpoint{},
 		byGV:      map[schema.GroupVersion][]*endpoint{},
 	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(objectCounts{s}); err != nil {
+			return nil, fmt.Errorf("register object counts: %w", err)
+		}
+	}
 	if cfg.TypeConverter != nil {
 		s.typeConverterOnce.Do(func() { s.typeConverter = cfg.TypeConverter })
 	}
