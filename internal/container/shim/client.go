@@ -7,19 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"path/filepath"
+	"path"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // StartMonitor starts the monitor for dir (the runtime's root), in its
 // own session, keeping warm inits ready. Its errors go to dir/monitor.log.
 // The caller reaps it (it is the caller's child) and records its PID.
 func StartMonitor(dir string, warm int) (*os.Process, error) {
-	logf, err := os.OpenFile(filepath.Join(dir, MonitorLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(path.Join(dir, MonitorLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -43,20 +40,20 @@ func StartMonitor(dir string, warm int) (*os.Process, error) {
 // dial connects to the monitor in dir. The socket is reached through
 // /proc/self/fd, which keeps the path short whatever dir's length (unix
 // socket paths are limited to 108 bytes).
-func dial(dir string) (*net.UnixConn, error) {
+func dial(dir string) (*os.File, error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotRunning, err)
 	}
 	defer d.Close()
-	conn, err := net.Dial("unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), MonitorSocket))
+	conn, err := dialUnix(fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), MonitorSocket))
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
 			return nil, fmt.Errorf("%w: monitor: %w", ErrNotRunning, err)
 		}
-		return nil, err
+		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	return conn.(*net.UnixConn), nil
+	return conn, nil
 }
 
 // Ping reports whether a monitor answers in dir.
@@ -102,7 +99,7 @@ func Create(dir, id, bundle string, cfg Config, sync *os.File) (int, error) {
 	}
 	defer conn.Close()
 	data, _ := json.Marshal(request{Op: "create", ID: id, Bundle: bundle, Config: &cfg})
-	if _, _, err := conn.WriteMsgUnix(data, unix.UnixRights(int(sync.Fd())), nil); err != nil {
+	if err := sendMsg(conn, data, []int{int(sync.Fd())}); err != nil {
 		return 0, fmt.Errorf("monitor: %w", err)
 	}
 	var rep reply2
@@ -117,7 +114,7 @@ func Create(dir, id, bundle string, cfg Config, sync *os.File) (int, error) {
 
 // EventStream is a subscription to the monitor's events.
 type EventStream struct {
-	conn *net.UnixConn
+	conn *os.File
 	dec  *json.Decoder
 }
 

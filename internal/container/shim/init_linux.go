@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"runtime"
 	"strconv"
 
@@ -65,7 +65,7 @@ func runInit() int {
 			return fail(fmt.Errorf("join %s namespace: %w", t, err))
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(bundle, SpecFile))
+	data, err := os.ReadFile(path.Join(bundle, SpecFile))
 	if err != nil {
 		return fail(err)
 	}
@@ -78,7 +78,7 @@ func runInit() int {
 	}
 	// The fifo is opened now, while the host's filesystem is visible,
 	// and reopened for writing through /proc once set-up is done.
-	fifo, err := unix.Open(filepath.Join(bundle, FifoFile), unix.O_PATH|unix.O_CLOEXEC, 0)
+	fifo, err := unix.Open(path.Join(bundle, FifoFile), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fail(fmt.Errorf("open exec fifo: %w", err))
 	}
@@ -122,7 +122,7 @@ func runInit() int {
 			return fail(fmt.Errorf("set hostname: %w", err))
 		}
 	}
-	path, err := finishProcess(spec.Process, spec.Linux.Seccomp)
+	prog, err := finishProcess(spec.Process, spec.Linux.Seccomp)
 	if err != nil {
 		return fail(err)
 	}
@@ -139,7 +139,7 @@ func runInit() int {
 	}
 	unix.Write(w, []byte{'0'})
 	resetIgnoredSignals()
-	err = unix.Exec(path, spec.Process.Args, spec.Process.Env)
+	err = unix.Exec(prog, spec.Process.Args, spec.Process.Env)
 	msgText := fmt.Sprintf("exec %s: %v", spec.Process.Args[0], err)
 	unix.Write(w, []byte(msgText))
 	fmt.Fprintln(os.Stderr, msgText)
@@ -196,13 +196,13 @@ func runExecInit() int {
 	}
 	unix.Close(4)
 	p := msg.Exec.Process
-	path, err := finishProcess(&p, msg.Exec.Seccomp)
+	prog, err := finishProcess(&p, msg.Exec.Seccomp)
 	if err != nil {
 		return fail(err)
 	}
 	// Success is the sync socket closing on exec.
 	resetIgnoredSignals()
-	err = unix.Exec(path, p.Args, p.Env)
+	err = unix.Exec(prog, p.Args, p.Env)
 	return fail(fmt.Errorf("exec %s: %w", p.Args[0], err))
 }
 

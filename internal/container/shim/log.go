@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"sync"
 	"time"
@@ -27,12 +27,12 @@ type logWriter struct {
 	maxFiles int
 }
 
-func openLog(path string, maxSize int64, maxFiles int) (*logWriter, error) {
-	l := &logWriter{path: path, maxSize: maxSize, maxFiles: maxFiles}
+func openLog(file string, maxSize int64, maxFiles int) (*logWriter, error) {
+	l := &logWriter{path: file, maxSize: maxSize, maxFiles: maxFiles}
 	if maxFiles < 2 {
 		l.maxFiles = 2
 	}
-	if path == "" {
+	if file == "" {
 		return l, nil
 	}
 	return l, l.reopen()
@@ -54,7 +54,7 @@ func (l *logWriter) reopenLocked() error {
 		l.f.Close()
 		l.f = nil
 	}
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+	if err := os.MkdirAll(path.Dir(l.path), 0o755); err != nil {
 		return fmt.Errorf("open log %s: %w", l.path, err)
 	}
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/signal"
-	"path/filepath"
+	"path"
 	"strconv"
 	"sync"
 	"syscall"
@@ -60,8 +58,21 @@ type monitor struct {
 	early      map[int]ExitStatus // exits of inits not yet registered
 	warm       []*warmInit
 	warmPids   map[int]bool
-	subs       map[net.Conn]struct{}
+	subs       map[*os.File]struct{}
 	idleSince  time.Time
+	// exited is signalled when a child exits (watched with pidfds).
+	exited chan struct{}
+}
+
+// watch signals m.exited when the child pid exits.
+func (m *monitor) watch(pid int) {
+	go func() {
+		waitExit(pid)
+		select {
+		case m.exited <- struct{}{}:
+		default:
+		}
+	}()
 }
 
 // warmInit is an init started ahead of time, waiting for its container.
@@ -86,12 +97,12 @@ type mcontainer struct {
 }
 
 type client struct {
-	conn           net.Conn
+	conn           *os.File
 	stdout, stderr bool
 }
 
 func monitorMain(dir string, warm int) error {
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+	ignoreSignals(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGPIPE)
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
 	}
@@ -100,15 +111,14 @@ func monitorMain(dir string, warm int) error {
 	}
 	m := &monitor{
 		warmSize: warm, containers: map[string]*mcontainer{}, byPid: map[int]*mcontainer{},
-		early: map[int]ExitStatus{}, warmPids: map[int]bool{}, subs: map[net.Conn]struct{}{},
+		early: map[int]ExitStatus{}, warmPids: map[int]bool{}, subs: map[*os.File]struct{}{},
 		idleSince: time.Now(),
 	}
-	sigchld := make(chan os.Signal, 16)
-	signal.Notify(sigchld, syscall.SIGCHLD)
-	os.Remove(MonitorSocket)
-	ln, err := net.Listen("unix", MonitorSocket)
+	exited := make(chan struct{}, 1)
+	m.exited = exited
+	ln, err := listenUnix(MonitorSocket)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	go m.serve(ln)
 	m.refill()
@@ -116,7 +126,7 @@ func monitorMain(dir string, warm int) error {
 	defer tick.Stop()
 	for {
 		select {
-		case <-sigchld:
+		case <-exited:
 			m.reap()
 		case <-tick.C:
 			m.reap()
@@ -192,6 +202,7 @@ func (m *monitor) spawnInit(newPID bool) (*warmInit, error) {
 	}
 	w := &warmInit{pid: proc.Pid, newPID: newPID, ctl: parent}
 	proc.Release()
+	m.watch(w.pid)
 	m.mu.Lock()
 	m.warmPids[w.pid] = true
 	m.mu.Unlock()
@@ -295,13 +306,13 @@ func (m *monitor) finish(c *mcontainer, st ExitStatus) {
 	}
 	c.mu.Unlock()
 	out, _ := json.Marshal(st)
-	if err := writeFileAtomic(filepath.Join(c.bundle, ExitFile), out); err != nil {
+	if err := writeFileAtomic(path.Join(c.bundle, ExitFile), out); err != nil {
 		logf("container %s: write exit status: %v", c.id, err)
 	}
 	m.mu.Lock()
 	delete(m.containers, c.id)
 	delete(m.byPid, c.pid)
-	subs := make([]net.Conn, 0, len(m.subs))
+	subs := make([]*os.File, 0, len(m.subs))
 	for s := range m.subs {
 		subs = append(subs, s)
 	}
@@ -315,27 +326,22 @@ func (m *monitor) finish(c *mcontainer, st ExitStatus) {
 	}
 }
 
-func (m *monitor) serve(ln net.Listener) {
+func (m *monitor) serve(ln *os.File) {
 	for {
-		conn, err := ln.Accept()
+		conn, err := accept(ln)
 		if err != nil {
 			return
 		}
-		go m.handle(conn.(*net.UnixConn))
+		go m.handle(conn)
 	}
 }
 
-func (m *monitor) handle(conn *net.UnixConn) {
+func (m *monitor) handle(conn *os.File) {
 	buf := make([]byte, 64*1024)
-	oob := make([]byte, unix.CmsgSpace(4*8))
-	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	n, files, err := recvMsg(conn, buf)
 	if err != nil || n == 0 {
 		conn.Close()
 		return
-	}
-	var files []*os.File
-	if oobn > 0 {
-		files = parseRights(oob[:oobn])
 	}
 	closeFiles := func() {
 		for _, f := range files {
@@ -406,7 +412,7 @@ func errText(err error) string {
 	return err.Error()
 }
 
-func reply(conn net.Conn, err error) {
+func reply(conn *os.File, err error) {
 	json.NewEncoder(conn).Encode(reply2{Error: errText(err)})
 }
 
@@ -431,7 +437,7 @@ func parseRights(oob []byte) []*os.File {
 
 // subscribe streams exit events to conn, after a snapshot of the live
 // containers.
-func (m *monitor) subscribe(conn *net.UnixConn) {
+func (m *monitor) subscribe(conn *os.File) {
 	m.mu.Lock()
 	ids := make([]string, 0, len(m.containers))
 	for id := range m.containers {
@@ -602,7 +608,7 @@ func (c *mcontainer) closeStdin() {
 
 // attach streams output to conn and, when asked, its stdin frames into
 // the container until the client goes away.
-func (c *mcontainer) attach(conn net.Conn, r *bufio.Reader, req request) {
+func (c *mcontainer) attach(conn *os.File, r *bufio.Reader, req request) {
 	reply(conn, nil)
 	cl := &client{conn: conn, stdout: req.Stdout, stderr: req.Stderr}
 	c.mu.Lock()

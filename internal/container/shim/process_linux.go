@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -117,7 +117,7 @@ func finishProcess(p *specs.Process, sc *specs.LinuxSeccomp) (string, error) {
 			return "", fmt.Errorf("chdir to working dir %s: %w", p.Cwd, err)
 		}
 	}
-	path, err := lookPath(p.Args[0], p.Env)
+	exe, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
 		return "", err
 	}
@@ -126,7 +126,7 @@ func finishProcess(p *specs.Process, sc *specs.LinuxSeccomp) (string, error) {
 			return "", err
 		}
 	}
-	return path, nil
+	return exe, nil
 }
 
 // setUser switches the calling thread (only: it is about to exec) to u.
@@ -171,17 +171,17 @@ func lookPath(name string, env []string) (string, error) {
 		}
 		return name, nil
 	}
-	path := ""
+	search := ""
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			path = v
+			search = v
 		}
 	}
-	for _, dir := range filepath.SplitList(path) {
+	for _, dir := range strings.Split(search, ":") {
 		if dir == "" {
 			dir = "."
 		}
-		p := filepath.Join(dir, name)
+		p := path.Join(dir, name)
 		if check(p) == nil {
 			return p, nil
 		}

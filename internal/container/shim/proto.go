@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -87,7 +87,7 @@ type ExitStatus struct {
 // wrapping os.ErrNotExist when there is none (yet).
 func ReadExit(bundle string) (ExitStatus, error) {
 	var st ExitStatus
-	data, err := os.ReadFile(filepath.Join(bundle, ExitFile))
+	data, err := os.ReadFile(path.Join(bundle, ExitFile))
 	if err != nil {
 		return st, err
 	}
@@ -99,12 +99,12 @@ func ReadExit(bundle string) (ExitStatus, error) {
 
 // writeFileAtomic writes data to path through a temporary file and a
 // rename, so readers never see half a file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
+func writeFileAtomic(file string, data []byte) error {
+	tmp := file + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return os.Rename(tmp, file)
 }
 
 // request opens each connection to the monitor's socket: one JSON

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 
@@ -43,7 +43,7 @@ func setupRootfs(s *specs.Spec) error {
 		if err := mountInto(rootfd, m); err != nil {
 			return err
 		}
-		if filepath.Clean(m.Destination) == "/dev" && m.Type == "tmpfs" {
+		if path.Clean(m.Destination) == "/dev" && m.Type == "tmpfs" {
 			devTmpfs = true
 		}
 	}
@@ -93,7 +93,7 @@ func setupRootfs(s *specs.Spec) error {
 // isCgroupMount reports whether m belongs to /sys/fs/cgroup, which must
 // be mounted inside the container's cgroup namespace.
 func isCgroupMount(m specs.Mount) bool {
-	return m.Type == "cgroup" || m.Type == "cgroup2" || filepath.Clean(m.Destination) == "/sys/fs/cgroup"
+	return m.Type == "cgroup" || m.Type == "cgroup2" || path.Clean(m.Destination) == "/sys/fs/cgroup"
 }
 
 // mountCgroups performs the /sys/fs/cgroup mounts, in the container's
@@ -119,7 +119,7 @@ func mountCgroups(s *specs.Spec) error {
 // and missing parents when create is set: a directory when dir is set, an
 // empty file otherwise.
 func openIn(rootfd int, rel string, create, dir bool) (int, error) {
-	rel = strings.TrimPrefix(filepath.Clean("/"+rel), "/")
+	rel = strings.TrimPrefix(path.Clean("/"+rel), "/")
 	if rel == "" {
 		return unix.Dup(rootfd)
 	}
@@ -128,7 +128,7 @@ func openIn(rootfd int, rel string, create, dir bool) (int, error) {
 	if err == nil || err != unix.ENOENT || !create {
 		return fd, err
 	}
-	parent, err := openIn(rootfd, filepath.Dir(rel), true, true)
+	parent, err := openIn(rootfd, path.Dir(rel), true, true)
 	if err != nil {
 		return -1, err
 	}
@@ -139,7 +139,7 @@ func openIn(rootfd int, rel string, create, dir bool) (int, error) {
 		return -1, err
 	}
 	defer unix.Close(pdir)
-	name := filepath.Base(rel)
+	name := path.Base(rel)
 	if dir {
 		err = unix.Mkdirat(pdir, name, 0o755)
 	} else {
@@ -160,7 +160,7 @@ func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 // mountInto performs one OCI mount inside the rootfs at rootfd.
 func mountInto(rootfd int, m specs.Mount) error {
 	dst := m.Destination
-	if !filepath.IsAbs(dst) {
+	if !path.IsAbs(dst) {
 		return fmt.Errorf("mount %s: destination is not absolute", dst)
 	}
 	o := mount.ParseOptions(m.Options)

@@ -39,3 +39,5 @@ func resetIgnoredSignals() {
 		}
 	}
 }
+
+func uintptrOf(a *sigaction) uintptr { return uintptr(unsafe.Pointer(a)) }

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,8 +32,8 @@ type Info struct {
 func Self() ([]Info, error) { return Read("/proc/self/mountinfo") }
 
 // Read parses a mountinfo file.
-func Read(path string) ([]Info, error) {
-	data, err := os.ReadFile(path)
+func Read(file string) ([]Info, error) {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read mount table: %w", err)
 	}
@@ -101,7 +101,7 @@ func unescape(s string) string {
 // Under returns the mount points at or below dir in mounts, deepest first
 // (the order to unmount them in).
 func Under(mounts []Info, dir string) []string {
-	dir = filepath.Clean(dir)
+	dir = path.Clean(dir)
 	var out []string
 	for _, m := range mounts {
 		if m.Mountpoint == dir || strings.HasPrefix(m.Mountpoint, dir+"/") {
@@ -131,14 +131,14 @@ func UnmountAll(dir string) error {
 
 // IsMountpoint reports whether path is a mount point in the calling
 // process's mount namespace.
-func IsMountpoint(path string) (bool, error) {
+func IsMountpoint(p string) (bool, error) {
 	mounts, err := Self()
 	if err != nil {
 		return false, err
 	}
-	path = filepath.Clean(path)
+	p = path.Clean(p)
 	for _, m := range mounts {
-		if m.Mountpoint == path {
+		if m.Mountpoint == p {
 			return true, nil
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"runtime"
 	"sort"
 
@@ -112,7 +112,7 @@ func Pin(dir string, types []Type, setup func() error) (map[Type]string, error) 
 		}
 		tid := unix.Gettid()
 		for _, t := range types {
-			p := filepath.Join(dir, string(t))
+			p := path.Join(dir, string(t))
 			f, err := os.OpenFile(p, os.O_CREATE|os.O_RDONLY|os.O_EXCL, 0o444)
 			if err != nil {
 				return fmt.Errorf("pin namespace %s: %w", t, err)
@@ -139,12 +139,12 @@ func Pin(dir string, types []Type, setup func() error) (map[Type]string, error) 
 // Unpin unmounts a namespace pinned by Pin and removes its file. The
 // namespace goes away once nothing else uses it. Unpin of a path that is
 // not there is not an error, so it is safe to call twice.
-func Unpin(path string) error {
-	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-		return fmt.Errorf("unpin namespace %s: %w", path, err)
+func Unpin(file string) error {
+	if err := unix.Unmount(file, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return fmt.Errorf("unpin namespace %s: %w", file, err)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("unpin namespace %s: %w", path, err)
+	if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("unpin namespace %s: %w", file, err)
 	}
 	return nil
 }
