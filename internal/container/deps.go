@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/skiff-sh/skiff/internal/container/image"
 	"github.com/skiff-sh/skiff/internal/sys/cgroups"
@@ -50,11 +51,19 @@ type Images interface {
 }
 
 // HostCgroups adapts a cgroups.Manager to Cgroups.
-func HostCgroups(m *cgroups.Manager) Cgroups { return hostCgroups{m} }
+func HostCgroups(m *cgroups.Manager) Cgroups { return hostCgroups{m: m, create: &sync.Mutex{}} }
 
-type hostCgroups struct{ m *cgroups.Manager }
+type hostCgroups struct {
+	m *cgroups.Manager
+	// create serializes Create: concurrent creations under a parent that
+	// is new can copy the parent's cpuset before it is filled in (on v1),
+	// leaving a cgroup no process can join.
+	create *sync.Mutex
+}
 
 func (h hostCgroups) Create(p string) (Cgroup, error) {
+	h.create.Lock()
+	defer h.create.Unlock()
 	c, err := h.m.Create(p)
 	if err != nil {
 		return nil, err
