@@ -24,6 +24,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/auth/authn"
 	"github.com/skiff-sh/skiff/internal/auth/pki"
 	"github.com/skiff-sh/skiff/internal/storage"
+	"github.com/skiff-sh/skiff/internal/sys/memtrim"
 	"github.com/skiff-sh/skiff/internal/version"
 )
 
@@ -153,6 +154,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.isReady.Store(true)
 	close(s.ready)
 	s.log.Info("skiff server ready", "url", s.url, "kubeconfig", s.kubeconfig, "startup", time.Since(start).Round(time.Millisecond))
+	go s.trimMemory(ctx)
 	go s.reconcileLoop(ctx)
 
 	select {
@@ -170,6 +172,22 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	stopCaches()
 	return nil
+}
+
+// trimMemory gives back, a little after start, the memory only start-up
+// used (see package memtrim).
+func (s *Server) trimMemory(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(5 * time.Second):
+	}
+	st, err := memtrim.Release()
+	if err != nil {
+		s.log.Debug("memory trim", "err", err)
+		return
+	}
+	s.log.Debug("released start-up memory", "mappings", st.Mappings, "bytes", st.Bytes)
 }
 
 // startEtcd starts the embedded member or connects to the external

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package memtrim
+
+import "errors"
+
+func pageout(addr, length uintptr) error { return errors.New("memtrim: not supported on this platform") }
