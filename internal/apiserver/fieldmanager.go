@@ -64,3 +64,9 @@ func managerName(param, userAgent string) string {
 	}
 	return name
 }
+
+// WarmUp parses the built-in apply schemas in the background, so that the
+// first write does not wait for them. Call it as early as possible.
+func WarmUp(scheme *runtime.Scheme) {
+	go newTypeConverter(scheme)
+}

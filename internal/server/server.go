@@ -69,6 +69,7 @@ func (s *Server) URL() string { return s.url }
 // cleanly: it stops accepting requests, ends watches, and closes etcd.
 func (s *Server) Run(ctx context.Context) error {
 	start := time.Now()
+	apiserver.WarmUp(scheme.Scheme) // overlaps the schema parse with PKI and etcd start
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
