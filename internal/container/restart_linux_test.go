@@ -93,7 +93,13 @@ func TestRuntime_BadInputLeavesNothingBehind(t *testing.T) {
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
 				t.Fatalf("CreateContainer error = %v, want %v mentioning %q", err, tt.want, tt.text)
 			}
-			if after := h.snapshot(); after != before {
+			// The failed init may take a moment to be reaped.
+			after := h.snapshot()
+			for i := 0; i < 40 && after != before; i++ {
+				time.Sleep(50 * time.Millisecond)
+				after = h.snapshot()
+			}
+			if after != before {
 				t.Errorf("debris after a failed create:\nbefore %s\nafter  %s", before, after)
 			}
 		})
