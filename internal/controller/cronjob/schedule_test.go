@@ -20,7 +20,7 @@ func TestMostRecent(t *testing.T) {
 		from, now time.Time
 		loc       *time.Location
 		want      time.Time // zero: none
-		missed    int64 // estimated: more than walkLimit, not exact
+		missed    int64     // estimated: more than walkLimit, not exact
 		err       error
 	}{
 		{"none_due", "0 * * * *", t0, t0.Add(59 * time.Minute), time.UTC, time.Time{}, 0, nil},
