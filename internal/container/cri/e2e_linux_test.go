@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -341,6 +342,38 @@ func TestCrictl_EndToEnd(t *testing.T) {
 		out := n.runWithPty(t, "exec", "-it", ctr, "echo", "on a terminal")
 		if !strings.Contains(out, "on a terminal") {
 			t.Errorf("crictl exec -it output = %q", out)
+		}
+	})
+	t.Run("PortForward", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		cmd := exec.Command(n.crictl, "--runtime-endpoint", "unix://"+n.socket, "port-forward", pod, fmt.Sprintf("%d:8080", port))
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		var conn net.Conn
+		for i := 0; i < 100; i++ {
+			if conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if conn == nil {
+			t.Fatalf("port-forward never listened: %v\n%s", err, out.String())
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn.Write([]byte("ping\n"))
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping\n" {
+			t.Errorf("echo through crictl port-forward = %q, %v\n%s", buf, err, out.String())
 		}
 	})
 	t.Run("Stats", func(t *testing.T) {
