@@ -376,6 +376,22 @@ func TestCrictl_EndToEnd(t *testing.T) {
 			t.Errorf("echo through crictl port-forward = %q, %v\n%s", buf, err, out.String())
 		}
 	})
+	t.Run("Attach", func(t *testing.T) {
+		cfg := n.writeJSON("cat-ctr.json", map[string]any{
+			"metadata": map[string]any{"name": "cat"}, "image": map[string]any{"image": ref},
+			"args": []string{"read-stdin"}, "log_path": "cat.log", "stdin": true, "stdin_once": true, "linux": map[string]any{},
+		})
+		cat := n.must("create", pod, cfg, podConfig(n, "web"))
+		n.must("start", cat)
+		cmd := exec.Command(n.crictl, "--runtime-endpoint", "unix://"+n.socket, "attach", "-i", cat)
+		cmd.Stdin = strings.NewReader("through attach\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "through attach") {
+			t.Errorf("crictl attach: %v\n%s", err, out)
+		}
+		n.waitFor(func(s string) bool { return strings.Contains(s, "Exited") }, "ps", "-a", "--id", cat)
+		n.must("rm", cat)
+	})
 	t.Run("Stats", func(t *testing.T) {
 		out := n.must("stats", "-o", "json", ctr)
 		if !strings.Contains(out, "usageCoreNanoSeconds") || !strings.Contains(out, "workingSetBytes") {
