@@ -349,4 +349,3 @@ func (in *instance) selectHost(scores []framework.NodePluginScores) string {
 	}
 	return scores[best].Name
 }
-
