@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -38,6 +39,9 @@ type endpoint struct {
 	verbs       sets.Set[string]
 	nameFn      apivalidation.ValidateNameFunc
 
+	// tokens signs service-account tokens (serviceaccounts only).
+	tokens TokenIssuer
+
 	// managers are the server-side apply field managers, built on first
 	// use, keyed by subresource ("" for the main resource).
 	managers managerSet
@@ -60,6 +64,9 @@ func (s *Server) newEndpoint(res *registry.Resource) (*endpoint, error) {
 	}
 	if res.NameValidation != nil {
 		ep.nameFn = res.NameValidation
+	}
+	if ep.gvr == corev1.SchemeGroupVersion.WithResource("serviceaccounts") {
+		ep.tokens = s.cfg.TokenIssuer
 	}
 	ep.fieldLabels = sets.New("metadata.name")
 	if res.Namespaced {

@@ -31,6 +31,8 @@ type Config struct {
 	// TypeConverter gives server-side apply the schema of every served
 	// type; nil builds one from client-go's built-in schemas.
 	TypeConverter managedfields.TypeConverter
+	// TokenIssuer, when set, serves serviceaccounts/token.
+	TokenIssuer TokenIssuer
 	// MaxRequestBodyBytes caps request bodies; 0 means 3 MiB, upstream's
 	// limit.
 	MaxRequestBodyBytes int64

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -26,6 +27,7 @@ var (
 	scaleGVK    = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 	bindingGVK  = corev1.SchemeGroupVersion.WithKind("Binding")
 	evictionGVK = policyv1.SchemeGroupVersion.WithKind("Eviction")
+	tokenRequestGVK = authenticationv1.SchemeGroupVersion.WithKind("TokenRequest")
 )
 
 // subresources lists what ep serves below an object.
@@ -45,6 +47,10 @@ func (ep *endpoint) subresources() []subresource {
 		)
 	case corev1.SchemeGroupVersion.WithResource("namespaces"):
 		out = append(out, subresource{name: "finalize", kind: ep.gvk, verbs: []string{"update"}})
+	case corev1.SchemeGroupVersion.WithResource("serviceaccounts"):
+		if ep.tokens != nil {
+			out = append(out, subresource{name: "token", kind: tokenRequestGVK, verbs: []string{"create"}})
+		}
 	}
 	return out
 }
@@ -87,6 +93,8 @@ func (q *request) serveSubresource() {
 		q.evict()
 	case "finalize":
 		q.finalizeNamespace()
+	case "token":
+		q.requestToken()
 	}
 }
 

@@ -17,12 +17,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
 	"github.com/skiff-sh/skiff/internal/auth/authn"
 	"github.com/skiff-sh/skiff/internal/auth/pki"
+	"github.com/skiff-sh/skiff/internal/auth/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/sys/memtrim"
 	"github.com/skiff-sh/skiff/internal/version"
@@ -39,6 +42,7 @@ type Server struct {
 	// kubeconfig is the admin kubeconfig's path.
 	kubeconfig string
 	bundle     *pki.Bundle
+	api        *apiserver.Server
 }
 
 // New checks cfg. Run starts everything.
@@ -100,17 +104,23 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	tokens, err := serviceaccount.NewIssuer(bundle.ServiceAccountKey, serviceaccount.DefaultIssuer, nil)
+	if err != nil {
+		return err
+	}
 	api, err := apiserver.New(apiserver.Config{
-		Store:      store,
-		Scheme:     scheme.Scheme,
-		Resources:  resources,
-		Registerer: reg,
-		Logger:     s.log.WithGroup("apiserver"),
+		Store:       store,
+		Scheme:      scheme.Scheme,
+		Resources:   resources,
+		TokenIssuer: tokens,
+		Registerer:  reg,
+		Logger:      s.log.WithGroup("apiserver"),
 	})
 	if err != nil {
 		return err
 	}
 	late.api = api
+	s.api = api
 	cacheCtx, stopCaches := context.WithCancel(context.Background())
 	defer stopCaches()
 	if err := api.Start(cacheCtx); err != nil {
@@ -228,18 +238,40 @@ func (s *Server) handler(api *apiserver.Server, oapi *openapi.Service, reg *prom
 	if err != nil {
 		return nil, err
 	}
-	authenticators := []authn.Authenticator{x509}
+	saTokens, err := serviceaccount.NewVerifier(s.bundle.ServiceAccountKey.Public(), serviceaccount.DefaultIssuer, nil, s.lookupUID, nil)
+	if err != nil {
+		return nil, err
+	}
+	tokens := []authn.TokenAuthenticator{saTokens}
 	if s.cfg.TokenAuthFile != "" {
 		tf, err := authn.LoadTokenFile(s.cfg.TokenAuthFile)
 		if err != nil {
 			return nil, err
 		}
-		authenticators = append(authenticators, authn.BearerToken(tf))
+		tokens = append(tokens, tf)
 	}
-	return authn.Middleware(authn.Union(authenticators...), mux, authn.MiddlewareConfig{
+	return authn.Middleware(authn.Union(x509, authn.BearerToken(authn.UnionTokens(tokens...))), mux, authn.MiddlewareConfig{
 		PublicPaths: authn.PublicInfoPaths(),
 		Logger:      s.log.WithGroup("authn"),
 	})
+}
+
+// lookupUID finds the objects service-account tokens are bound to, in the
+// API server's caches.
+func (s *Server) lookupUID(ctx context.Context, kind, namespace, name string) (string, error) {
+	resource := map[string]string{"ServiceAccount": "serviceaccounts", "Pod": "pods", "Secret": "secrets", "Node": "nodes"}[kind]
+	if resource == "" || s.api == nil {
+		return "", nil
+	}
+	obj, ok := s.api.Lookup(corev1.SchemeGroupVersion.WithResource(resource), namespace, name)
+	if !ok {
+		return "", nil
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return "", err
+	}
+	return string(m.GetUID()), nil
 }
 
 // slogWriter sends net/http's own log lines (TLS handshake errors) to slog
