@@ -24,9 +24,9 @@ type subresource struct {
 }
 
 var (
-	scaleGVK    = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
-	bindingGVK  = corev1.SchemeGroupVersion.WithKind("Binding")
-	evictionGVK = policyv1.SchemeGroupVersion.WithKind("Eviction")
+	scaleGVK        = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
+	bindingGVK      = corev1.SchemeGroupVersion.WithKind("Binding")
+	evictionGVK     = policyv1.SchemeGroupVersion.WithKind("Eviction")
 	tokenRequestGVK = authenticationv1.SchemeGroupVersion.WithKind("TokenRequest")
 )
 

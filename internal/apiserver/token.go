@@ -144,4 +144,3 @@ func (q *request) bindToken(req *serviceaccount.Request, ref *authenticationv1.B
 	}
 	return nil
 }
-
