@@ -80,3 +80,22 @@ func TestRuntime_RemoveLeavesNothingBehind(t *testing.T) {
 		t.Error("removed container still has a status")
 	}
 }
+
+func TestRuntime_SetPodIPsIsReportedAndPersisted(t *testing.T) {
+	h := newHarness(t)
+	pod := h.runPod("ips")
+	if err := h.rt.SetPodIPs(pod, []string{"10.42.0.7", "fd00::7"}); err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	st, _, err := h.rt.PodSandboxStatus(t.Context(), pod, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Network.Ip != "10.42.0.7" || len(st.Network.AdditionalIps) != 1 || st.Network.AdditionalIps[0].Ip != "fd00::7" {
+		t.Errorf("network status = %v", st.Network)
+	}
+	if err := h.rt.SetPodIPs("nope", nil); err == nil {
+		t.Error("SetPodIPs on an unknown sandbox succeeded")
+	}
+}

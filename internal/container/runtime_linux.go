@@ -69,6 +69,7 @@ type sandboxRecord struct {
 	Hostname   string            `json:"hostname,omitempty"`
 	Hosts      string            `json:"hosts,omitempty"`
 	ResolvConf string            `json:"resolvConf,omitempty"`
+	IPs        []string          `json:"ips,omitempty"` // set by the pod network
 }
 
 // Container states, as stored. The state machine:

@@ -324,6 +324,20 @@ func (r *Runtime) NetNSPath(id string) (string, error) {
 	return s.rec.Namespaces["net"], nil
 }
 
+// SetPodIPs records the addresses the pod network gave the sandbox (the
+// first is the primary); PodSandboxStatus reports them, as the kubelet
+// expects. Setting them again replaces them.
+func (r *Runtime) SetPodIPs(id string, ips []string) error {
+	s, err := r.lookupSandbox(id)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rec.IPs = append([]string(nil), ips...)
+	return s.save()
+}
+
 func (r *Runtime) sandboxStatus(s *sandbox) *runtimeapi.PodSandboxStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -332,12 +346,19 @@ func (r *Runtime) sandboxStatus(s *sandbox) *runtimeapi.PodSandboxStatus {
 		state = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
 	}
 	opts := s.config.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	network := &runtimeapi.PodSandboxNetworkStatus{}
+	if len(s.rec.IPs) > 0 {
+		network.Ip = s.rec.IPs[0]
+		for _, ip := range s.rec.IPs[1:] {
+			network.AdditionalIps = append(network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
+		}
+	}
 	return &runtimeapi.PodSandboxStatus{
 		Id:          s.rec.ID,
 		Metadata:    s.config.GetMetadata(),
 		State:       state,
 		CreatedAt:   s.rec.CreatedAt.UnixNano(),
-		Network:     &runtimeapi.PodSandboxNetworkStatus{},
+		Network:     network,
 		Linux:       &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: opts}},
 		Labels:      s.config.GetLabels(),
 		Annotations: s.config.GetAnnotations(),
