@@ -50,6 +50,11 @@ type Images interface {
 	Release(holder string) error
 }
 
+var (
+	_ Cgroup = (*cgroups.Cgroup)(nil)
+	_ Images = (*image.Store)(nil)
+)
+
 // HostCgroups adapts a cgroups.Manager to Cgroups.
 func HostCgroups(m *cgroups.Manager) Cgroups { return hostCgroups{m: m, create: &sync.Mutex{}} }
 
