@@ -271,6 +271,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if c.rec.Config, err = proto.Marshal(cfg); err != nil {
 		return "", err
 	}
+	// Saved before the init starts, so that a runtime that dies from
+	// here on finds the container (as UNKNOWN) and removes its cgroup.
+	if err := c.saveLocked(); err != nil {
+		return "", err
+	}
 	oomAdj := int(cfg.GetLinux().GetResources().GetOomScoreAdj())
 	res := convertResources(cfg.GetLinux().GetResources(), r.cfg.PidsLimit)
 	if !cfg.GetLinux().GetSecurityContext().GetPrivileged() {
