@@ -1,0 +1,92 @@
+// Package podnet is skiff's pod network: it gives each pod an IP from its
+// node's pod CIDR on a Linux bridge, routes between nodes' pod CIDRs, and
+// masquerades pod traffic that leaves the cluster network. It is the
+// built-in equivalent of the CNI bridge + host-local plugins with a
+// host-gw route per node, driven directly by the node agent (no CNI
+// binaries, no configuration files).
+//
+// # Simplest use
+//
+//	net, err := podnet.New(podnet.Config{
+//		PodCIDR:  netip.MustParsePrefix("10.42.0.0/24"), // Node spec.podCIDR
+//		StateDir: "/var/lib/skiff/podnet",
+//		Logger:   log,
+//	})
+//	defer net.Close()
+//
+//	// after RunPodSandbox, with the sandbox's netns file:
+//	res, err := net.Setup(ctx, podnet.PodRef{Namespace: "default", Name: "web",
+//		UID: uid, SandboxID: id}, netnsPath)
+//	podIP := res.IPs[0].Addr() // status.podIP
+//
+//	// before (or after) RemovePodSandbox:
+//	err = net.Teardown(ctx, id, netnsPath)
+//
+//	// on start, with the runtime's live sandbox IDs:
+//	collected, err := net.Reconcile(ctx, liveIDs)
+//
+//	// from a Node informer, with every node's spec.podCIDR and InternalIP:
+//	err = net.SyncRoutes(ctx, []podnet.Peer{{Node: "b", CIDR: cidrB, NodeIP: ipB}})
+//
+// # What it makes
+//
+//	host network namespace                     pod network namespace
+//	┌────────────────────────────────────┐    ┌──────────────────────────┐
+//	│ skiff0 (bridge) 10.42.0.1/24       │    │ eth0 10.42.0.5/24        │
+//	│   └─ skv<hash> (veth, hairpin) ────┼────┤   default via 10.42.0.1  │
+//	│ ip_forward=1                       │    │ lo up                    │
+//	│ route 10.42.1.0/24 via <node B IP> │    └──────────────────────────┘
+//	│   proto 115 (one per peer)         │
+//	│ nft table inet skiff-podnet:       │
+//	│   postrouting: ip saddr 10.42.0.0/24                               │
+//	│     ip daddr != 10.42.0.0/16 ip daddr != 224.0.0.0/4 masquerade    │
+//	└────────────────────────────────────┘
+//
+// New makes the node's part and is idempotent, so the agent calls it on
+// every start: the bridge (created when missing, with a fixed MAC derived
+// from the gateway address so it does not change as ports come and go,
+// and the gateway as its only IPv4 address), IP forwarding, and the
+// nftables table, replaced whole in one transaction.
+//
+// Setup makes a pod's part: the IP comes from the host-local allocator,
+// the veth pair is made in one netlink message with its pod end created
+// directly inside the pod's namespace as eth0 (MAC 0a:58:<IP>, like CNI's
+// bridge plugin, so a reused IP keeps its MAC), the host end on the
+// bridge with hairpin on (a pod reaching itself through a service
+// address). The host end is named "skv" plus 12 hex digits of a hash of
+// the sandbox ID, so Teardown and Reconcile find it from the ID alone.
+// The MTU is Config.MTU or the MTU of the host's default-route interface.
+//
+// # IP allocations
+//
+// Each allocation is a small JSON file named by the IP under StateDir,
+// written to a temporary file and renamed. Addresses go round-robin
+// (network, gateway and broadcast addresses excluded), so a freed address
+// is not handed out again at once. A restarted agent reads them back;
+// Reconcile frees the ones whose sandbox is gone and deletes veths no
+// allocation accounts for.
+//
+// # Routes between nodes
+//
+// Nodes are on one L2 network (host-gw): the route to another node's pod
+// CIDR goes straight to that node's InternalIP. The routes carry protocol
+// 115, which is how SyncRoutes finds its own and leaves everyone else's
+// alone. Pod-to-pod traffic keeps the pods' addresses; only traffic to
+// addresses outside the cluster CIDR is masqueraded.
+//
+// # Concurrency and errors
+//
+// A Network's methods may be called from many goroutines and run one at
+// a time. Errors wrap ErrInvalid, ErrExhausted or ErrUnsupported when one
+// applies, and the operating system's errors otherwise (a missing netns
+// file gives fs.ErrNotExist). A failed Setup leaves no link and no
+// allocation behind.
+//
+// # What it does not do (yet)
+//
+// IPv6 and dual-stack pod CIDRs; overlay networks for nodes that do not
+// share an L2 segment; network policy. A host whose firewall drops
+// forwarded traffic (an iptables FORWARD policy of DROP, as Docker sets)
+// must accept traffic from and to the bridge: an accept in this table
+// cannot override another table's drop.
+package podnet

@@ -1,0 +1,505 @@
+package podnet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+)
+
+// Errors returned (wrapped) by this package; test them with errors.Is.
+// A network namespace file that does not exist is reported with the
+// operating system's error, so errors.Is(err, fs.ErrNotExist) holds.
+var (
+	// ErrInvalid marks bad input: a Config, PodRef, namespace path or
+	// Peer that cannot be used.
+	ErrInvalid = errors.New("invalid pod network input")
+	// ErrExhausted means the node's pod CIDR has no free address left.
+	ErrExhausted = errors.New("pod CIDR exhausted")
+	// ErrUnsupported is returned on platforms other than Linux.
+	ErrUnsupported = errors.New("pod network not supported on this platform")
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultBridge      = "skiff0"
+	DefaultClusterCIDR = "10.42.0.0/16"
+	// DefaultMTU is used when Config.MTU is 0 and the host has no
+	// default route to take the MTU from.
+	DefaultMTU = 1500
+)
+
+// PodInterface is the name of the pod's end of its veth pair, inside the
+// pod's network namespace.
+const PodInterface = "eth0"
+
+// TableName is the nftables table (family inet) holding the node's pod
+// network rules. New replaces it whole; nothing else should write to it.
+const TableName = "skiff-podnet"
+
+// Config configures a Network. The zero value of each field but PodCIDR
+// and StateDir is useful.
+type Config struct {
+	// Bridge is the name of the node's bridge, which holds the gateway
+	// address and one port per pod. Default DefaultBridge.
+	Bridge string
+	// PodCIDR is this node's pod range (Node spec.podCIDR): an IPv4
+	// prefix without host bits, from /8 to /30, inside ClusterCIDR. Its
+	// first address is the gateway, on the bridge. Required.
+	PodCIDR netip.Prefix
+	// ClusterCIDR is the range holding every node's pod CIDR. Traffic
+	// from pods to addresses outside it is masqueraded; routes are only
+	// made for peers inside it. Default DefaultClusterCIDR.
+	ClusterCIDR netip.Prefix
+	// StateDir holds the IP allocations, one file each, so that a
+	// restarted agent keeps them. Required (there is no default, so
+	// that nothing is ever written outside the agent's root by mistake).
+	StateDir string
+	// MTU of the pods' interfaces. 0 takes the MTU of the interface of
+	// the host's default route, or DefaultMTU when there is none.
+	MTU int
+	// HostNetNS is the path of the network namespace that plays the
+	// host: the bridge, routes and rules are made there. Empty means the
+	// network namespace of this process. Tests and multi-node setups on
+	// one machine point it at a namespace of their own.
+	HostNetNS string
+	// Logger receives the network's log lines. nil discards them.
+	Logger *slog.Logger
+}
+
+// withDefaults returns cfg with its zero values replaced by defaults.
+func (cfg Config) withDefaults() Config {
+	if cfg.Bridge == "" {
+		cfg.Bridge = DefaultBridge
+	}
+	if !cfg.ClusterCIDR.IsValid() {
+		cfg.ClusterCIDR = netip.MustParsePrefix(DefaultClusterCIDR)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return cfg
+}
+
+// validate checks a Config that has had its defaults applied.
+func (cfg Config) validate() error {
+	if err := validIfName(cfg.Bridge); err != nil {
+		return fmt.Errorf("bridge: %w", err)
+	}
+	if err := validCIDR(cfg.ClusterCIDR, 0, 30); err != nil {
+		return fmt.Errorf("cluster CIDR: %w", err)
+	}
+	if !cfg.PodCIDR.IsValid() {
+		return fmt.Errorf("pod CIDR is not set: %w", ErrInvalid)
+	}
+	if err := validCIDR(cfg.PodCIDR, 8, 30); err != nil {
+		return fmt.Errorf("pod CIDR: %w", err)
+	}
+	if cfg.PodCIDR.Bits() < cfg.ClusterCIDR.Bits() || !cfg.ClusterCIDR.Contains(cfg.PodCIDR.Addr()) {
+		return fmt.Errorf("pod CIDR %s is not inside cluster CIDR %s: %w", cfg.PodCIDR, cfg.ClusterCIDR, ErrInvalid)
+	}
+	if cfg.StateDir == "" {
+		return fmt.Errorf("state dir is not set: %w", ErrInvalid)
+	}
+	if cfg.MTU != 0 && (cfg.MTU < 576 || cfg.MTU > 65535) {
+		return fmt.Errorf("MTU %d is outside 576..65535: %w", cfg.MTU, ErrInvalid)
+	}
+	return nil
+}
+
+// validCIDR checks that p is an IPv4 prefix without host bits and with a
+// length between minBits and maxBits.
+func validCIDR(p netip.Prefix, minBits, maxBits int) error {
+	if !p.IsValid() {
+		return fmt.Errorf("%q is not a CIDR: %w", p.String(), ErrInvalid)
+	}
+	if !p.Addr().Is4() {
+		return fmt.Errorf("%s is not IPv4 (IPv6 pod networks are not supported yet): %w", p, ErrInvalid)
+	}
+	if p.Masked() != p {
+		return fmt.Errorf("%s has host bits set (did you mean %s?): %w", p, p.Masked(), ErrInvalid)
+	}
+	if p.Bits() < minBits || p.Bits() > maxBits {
+		return fmt.Errorf("%s: prefix length must be /%d to /%d: %w", p, minBits, maxBits, ErrInvalid)
+	}
+	return nil
+}
+
+// validIfName checks a Linux interface name.
+func validIfName(name string) error {
+	if name == "" || len(name) > 15 || name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n\x00") {
+		return fmt.Errorf("%q is not a valid interface name: %w", name, ErrInvalid)
+	}
+	return nil
+}
+
+// PodRef names the pod a sandbox belongs to. Only SandboxID identifies
+// the pod network's state; the rest is recorded for people reading the
+// state directory and the log.
+type PodRef struct {
+	Namespace string
+	Name      string
+	UID       string
+	// SandboxID is the CRI pod sandbox ID. Required; it may not contain
+	// '/' or control characters.
+	SandboxID string
+	// HostNetwork pods use the node's network: Setup does nothing for
+	// them and returns an empty Result.
+	HostNetwork bool
+}
+
+func (p PodRef) String() string {
+	if p.Namespace == "" && p.Name == "" {
+		return "sandbox " + p.SandboxID
+	}
+	return "pod " + p.Namespace + "/" + p.Name
+}
+
+// validSandboxID checks a sandbox ID.
+func validSandboxID(id string) error {
+	if id == "" {
+		return fmt.Errorf("sandbox ID is empty: %w", ErrInvalid)
+	}
+	if len(id) > 256 || strings.ContainsAny(id, "/\\") || strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("sandbox ID %q: must be at most 256 characters without slashes or control characters: %w", id, ErrInvalid)
+	}
+	return nil
+}
+
+// hostVethPrefix starts the name of every host-side veth this package
+// makes, so that Reconcile can tell them from others' links.
+const hostVethPrefix = "skv"
+
+// hostVethName names the host end of a sandbox's veth pair: the prefix and
+// 48 bits of a hash of the sandbox ID (15 characters, the kernel's limit),
+// so Teardown finds it from the ID alone.
+func hostVethName(sandboxID string) string {
+	sum := sha256.Sum256([]byte(sandboxID))
+	return hostVethPrefix + hex.EncodeToString(sum[:6])
+}
+
+// Result is the network a pod got from Setup.
+type Result struct {
+	// IPs are the pod's addresses with the pod CIDR's prefix length
+	// (such as 10.42.0.5/24), for the pod's status.podIPs. One IPv4
+	// address today.
+	IPs []netip.Prefix
+	// Gateway is the pod's default gateway: the bridge's address.
+	Gateway netip.Addr
+	// Interface is the pod's interface, inside its namespace
+	// (PodInterface).
+	Interface string
+	// HostInterface is the host's end of the pod's veth pair.
+	HostInterface string
+}
+
+// Peer is another node's pod CIDR and the address its pods are reached
+// through: Node spec.podCIDR and the node's InternalIP.
+type Peer struct {
+	// Node names the peer in errors and log lines; optional.
+	Node   string
+	CIDR   netip.Prefix
+	NodeIP netip.Addr
+}
+
+func (p Peer) String() string {
+	if p.Node != "" {
+		return "node " + p.Node
+	}
+	return "peer " + p.CIDR.String()
+}
+
+// Network is the pod network of one node. Its methods are safe for
+// concurrent use; they run one at a time (the kernel serializes link and
+// route changes under one lock anyway, so running them in parallel would
+// gain little).
+type Network struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu guards everything below, and every change to the host's and
+	// the pods' network namespaces.
+	mu     sync.Mutex
+	ipam   *allocator
+	sys    *system // platform state (netlink handles)
+	closed bool
+}
+
+// New sets up the node's side of the pod network and returns it: the
+// bridge with the gateway address (created if missing, its address
+// replaced if the pod CIDR changed), IP forwarding on, and the nftables
+// table TableName (replaced whole) that masquerades pod traffic leaving
+// the cluster CIDR. It loads the IP allocations kept in StateDir. New is
+// idempotent: an agent calls it again on every start, and pods set up by
+// an earlier process keep running untouched. The caller closes the
+// Network with Close, which leaves the node's network in place.
+func New(cfg Config) (*Network, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("pod network config: %w", err)
+	}
+	n := &Network{cfg: cfg, log: cfg.Logger.WithGroup("podnet")}
+	ipam, err := openAllocator(cfg.StateDir, cfg.PodCIDR, n.log)
+	if err != nil {
+		return nil, fmt.Errorf("pod network: %w", err)
+	}
+	n.ipam = ipam
+	sys, err := openSystem(cfg, n.log)
+	if err != nil {
+		return nil, fmt.Errorf("pod network: %w", err)
+	}
+	n.sys = sys
+	if err := sys.setupNode(); err != nil {
+		sys.close()
+		return nil, fmt.Errorf("pod network: %w", err)
+	}
+	n.log.Info("node network ready", "bridge", cfg.Bridge, "podCIDR", cfg.PodCIDR, "clusterCIDR", cfg.ClusterCIDR, "mtu", sys.mtu, "allocations", ipam.len())
+	return n, nil
+}
+
+var errClosed = errors.New("pod network is closed")
+
+// Setup connects the pod sandbox whose network namespace is the file
+// netnsPath (the runtime's pinned namespace) to the node's bridge: it
+// allocates an IP from the pod CIDR and records it in StateDir, creates a
+// veth pair with the host end on the bridge (hairpin on) and the other end
+// in the namespace as PodInterface, with the IP, the MTU and a default
+// route via the gateway, and brings loopback up.
+//
+// Setup is idempotent for one SandboxID: a second call returns the same
+// Result, repairing the interfaces (with the same IP) if they were
+// damaged. For a HostNetwork pod it does nothing and returns an empty
+// Result; netnsPath is then ignored.
+//
+// Errors: ErrInvalid for a bad PodRef, an empty netnsPath, a file that is
+// not a network namespace or the host's own namespace; the operating
+// system's not-exist error when netnsPath does not exist; ErrExhausted
+// when no IP is free. A failed Setup leaves nothing behind: no links, no
+// allocation.
+func (n *Network) Setup(ctx context.Context, pod PodRef, netnsPath string) (Result, error) {
+	if pod.HostNetwork {
+		return Result{}, nil
+	}
+	if err := validSandboxID(pod.SandboxID); err != nil {
+		return Result{}, fmt.Errorf("set up network of %s: %w", pod, err)
+	}
+	if netnsPath == "" {
+		return Result{}, fmt.Errorf("set up network of %s: no network namespace path: %w", pod, ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("set up network of %s: %w", pod, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return Result{}, fmt.Errorf("set up network of %s: %w", pod, errClosed)
+	}
+	res, err := n.setupLocked(pod, netnsPath)
+	if err != nil {
+		return Result{}, fmt.Errorf("set up network of %s: %w", pod, err)
+	}
+	return res, nil
+}
+
+// setupLocked does Setup's work with n.mu held.
+func (n *Network) setupLocked(pod PodRef, netnsPath string) (Result, error) {
+	podNS, err := n.sys.openPodNS(netnsPath)
+	if err != nil {
+		return Result{}, err
+	}
+	defer podNS.close()
+	alloc, existed := n.ipam.get(pod.SandboxID)
+	if existed {
+		if res, ok := n.sys.plumbed(podNS, alloc); ok {
+			return res, nil
+		}
+		n.log.Info("repairing pod interfaces", "pod", pod.String(), "sandbox", pod.SandboxID, "ip", alloc.IP)
+	} else {
+		alloc, err = n.ipam.allocate(pod)
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	res, err := n.sys.plumb(podNS, alloc)
+	if err != nil {
+		n.sys.unplumb(pod.SandboxID, podNS)
+		if rerr := n.ipam.release(alloc.IP); rerr != nil {
+			n.log.Warn("release IP after failed setup", "ip", alloc.IP, "err", rerr)
+		}
+		return Result{}, err
+	}
+	if !existed {
+		n.log.Debug("pod network set up", "pod", pod.String(), "sandbox", pod.SandboxID, "ip", alloc.IP, "hostInterface", res.HostInterface)
+	}
+	return res, nil
+}
+
+// Teardown disconnects a sandbox: it deletes its veth pair and releases
+// its IP. It is idempotent: tearing down a sandbox that has no network
+// (already torn down, never set up, or a host-network pod) succeeds.
+// netnsPath may be empty or name a namespace that is gone; it is only
+// used to find the pod's interface when the host's end is missing.
+func (n *Network) Teardown(ctx context.Context, sandboxID, netnsPath string) error {
+	if err := validSandboxID(sandboxID); err != nil {
+		return fmt.Errorf("tear down network: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, errClosed)
+	}
+	if err := n.sys.teardown(sandboxID, netnsPath); err != nil {
+		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
+	}
+	if alloc, ok := n.ipam.get(sandboxID); ok {
+		if err := n.ipam.release(alloc.IP); err != nil {
+			return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
+		}
+	}
+	return nil
+}
+
+// Reconcile garbage-collects the network of sandboxes that are gone: every
+// allocation whose sandbox is not in live is released and its veth
+// deleted, and veths on the bridge that no allocation accounts for are
+// deleted. The agent calls it on start, once it knows the runtime's
+// sandboxes, and may call it again at any time. It returns the sandbox
+// IDs it collected.
+func (n *Network) Reconcile(ctx context.Context, live []string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("reconcile pod network: %w", err)
+	}
+	keep := make(map[string]bool, len(live))
+	for _, id := range live {
+		keep[id] = true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, fmt.Errorf("reconcile pod network: %w", errClosed)
+	}
+	var collected []string
+	var errs []error
+	for _, a := range n.ipam.all() {
+		if a.SandboxID != "" && keep[a.SandboxID] {
+			continue
+		}
+		if a.SandboxID != "" {
+			if err := n.sys.teardown(a.SandboxID, ""); err != nil {
+				errs = append(errs, fmt.Errorf("sandbox %s: %w", a.SandboxID, err))
+				continue
+			}
+		}
+		if err := n.ipam.release(a.IP); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n.log.Info("collected network of a gone sandbox", "sandbox", a.SandboxID, "pod", a.Namespace+"/"+a.Name, "ip", a.IP)
+		collected = append(collected, a.SandboxID)
+	}
+	owned := map[string]bool{}
+	for _, a := range n.ipam.all() {
+		owned[hostVethName(a.SandboxID)] = true
+	}
+	if err := n.sys.deleteStrayVeths(owned); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return collected, fmt.Errorf("reconcile pod network: %w", err)
+	}
+	return collected, nil
+}
+
+// SyncRoutes makes the host's routes to other nodes' pods match peers:
+// one route per peer, to its CIDR via its NodeIP (nodes share one L2
+// network: host-gw). Routes this package made earlier for CIDRs no
+// longer in peers are deleted; routes of others are never touched. A
+// peer whose CIDR is this node's own pod CIDR is skipped, so the caller
+// may pass every Node. The agent calls it with the full list whenever its
+// Node informer sees a node's spec.podCIDR or InternalIP change, or a
+// node come or go.
+//
+// A bad peer (a CIDR outside the cluster CIDR or overlapping this node's,
+// a second NodeIP for one CIDR, an invalid address) is reported with
+// ErrInvalid and skipped; the other peers' routes are still made. A
+// NodeIP the host cannot reach directly fails its route only.
+func (n *Network) SyncRoutes(ctx context.Context, peers []Peer) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sync pod routes: %w", err)
+	}
+	want := map[netip.Prefix]Peer{}
+	var errs []error
+	for _, p := range peers {
+		if err := n.checkPeer(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if p.CIDR == n.cfg.PodCIDR {
+			continue
+		}
+		if other, dup := want[p.CIDR]; dup && other.NodeIP != p.NodeIP {
+			errs = append(errs, fmt.Errorf("%s: CIDR %s is also routed via %s (%s): %w", p, p.CIDR, other.NodeIP, other, ErrInvalid))
+			continue
+		}
+		want[p.CIDR] = p
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return fmt.Errorf("sync pod routes: %w", errClosed)
+	}
+	if err := n.sys.syncRoutes(want); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sync pod routes: %w", err)
+	}
+	return nil
+}
+
+// checkPeer validates one peer.
+func (n *Network) checkPeer(p Peer) error {
+	if err := validCIDR(p.CIDR, 8, 32); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if !p.NodeIP.IsValid() || !p.NodeIP.Is4() || p.NodeIP.IsUnspecified() || p.NodeIP.IsMulticast() {
+		return fmt.Errorf("%s: node IP %q is not a usable IPv4 address: %w", p, p.NodeIP.String(), ErrInvalid)
+	}
+	if p.CIDR == n.cfg.PodCIDR {
+		return nil
+	}
+	if p.CIDR.Overlaps(n.cfg.PodCIDR) {
+		return fmt.Errorf("%s: CIDR %s overlaps this node's pod CIDR %s: %w", p, p.CIDR, n.cfg.PodCIDR, ErrInvalid)
+	}
+	if p.CIDR.Bits() < n.cfg.ClusterCIDR.Bits() || !n.cfg.ClusterCIDR.Contains(p.CIDR.Addr()) {
+		return fmt.Errorf("%s: CIDR %s is not inside cluster CIDR %s: %w", p, p.CIDR, n.cfg.ClusterCIDR, ErrInvalid)
+	}
+	if n.cfg.ClusterCIDR.Contains(p.NodeIP) {
+		return fmt.Errorf("%s: node IP %s is inside the cluster CIDR %s: %w", p, p.NodeIP, n.cfg.ClusterCIDR, ErrInvalid)
+	}
+	return nil
+}
+
+// Close releases the Network's handles. It does not undo anything: the
+// bridge, the pods' interfaces, routes and rules stay, so pods keep their
+// network while the agent restarts. Close is idempotent; the other
+// methods fail after it.
+func (n *Network) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	n.sys.close()
+	return nil
+}
