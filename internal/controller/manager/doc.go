@@ -44,10 +44,13 @@
 // Informer() or Lister() on the factories in Deps) and event handlers; the
 // manager starts the factories after every constructor has returned.
 //
-// To register a controller, add one line to the list in builtins
-// (controllers.go), mapping Deps onto the controller's Config:
+// To register a controller, add one entry to the list in builtins
+// (controllers.go) and its import, mapping Deps onto the controller's
+// Config (gofmt lays the entry out on three lines):
 //
-//	{Name: "job", New: func(d Deps) (Runner, error) { return job.New(job.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock}) }},
+//	{Name: "job", New: func(d Deps) (Runner, error) {
+//		return job.New(job.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+//	}},
 //
 // Names are short, lower case, unique, and are what Config.Disabled
 // refers to. Settings that a controller needs from the command line (a
