@@ -239,13 +239,15 @@ func (s *system) ruleset() (*nftables.Table, []*nftables.Chain, map[string][]*nf
 	masq = append(masq, nft.MatchIPv4Prefix(nft.IPv4Saddr, s.cfg.PodCIDR, false)...)
 	masq = append(masq, nft.MatchIPv4Prefix(nft.IPv4Daddr, s.cfg.ClusterCIDR, true)...)
 	masq = append(masq, nft.MatchIPv4Prefix(nft.IPv4Daddr, multicast, true)...)
-	masq = append(masq, &expr.Counter{}, &expr.Masq{})
+	// Fully random source ports, as kube-proxy and flannel use: fewer
+	// conntrack collisions when many pods talk to one destination.
+	masq = append(masq, &expr.Counter{}, &expr.Masq{FullyRandom: true})
 	rules := map[string][]*nftables.Rule{
 		post.Name: {{
 			Table:    t,
 			Chain:    post,
 			Exprs:    masq,
-			UserData: nft.Comment(fmt.Sprintf("ip saddr %s ip daddr != %s ip daddr != %s masquerade: pods leaving the cluster network", s.cfg.PodCIDR, s.cfg.ClusterCIDR, multicast)),
+			UserData: nft.Comment("masquerade pods leaving the cluster network"),
 		}},
 	}
 	return t, []*nftables.Chain{post}, rules

@@ -42,8 +42,8 @@ func MatchNFProto(proto byte) []expr.Any {
 // MatchIPv4Prefix returns the expressions that match packets whose field
 // is inside p (or, with not, outside it): nft's "ip saddr 10.42.0.0/24" or
 // "ip daddr != 10.42.0.0/16". p must be a valid IPv4 prefix; its host bits
-// are ignored. A /0 prefix matches every packet (and no packet with not),
-// so it gives the single comparison that says so.
+// are ignored. A /32 needs no mask; a /0 masks every bit away, so it
+// matches every packet (and, with not, none).
 func MatchIPv4Prefix(f Field, p netip.Prefix, not bool) []expr.Any {
 	op := expr.CmpOpEq
 	if not {
