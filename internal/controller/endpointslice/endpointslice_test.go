@@ -58,9 +58,9 @@ func terminating(p *corev1.Pod) {
 	p.DeletionTimestamp = &ts
 }
 func phase(ph corev1.PodPhase) podOpt { return func(p *corev1.Pod) { p.Status.Phase = ph } }
-func noIP(p *corev1.Pod)               { p.Status.PodIP, p.Status.PodIPs = "", nil }
-func labelled(k, v string) podOpt      { return func(p *corev1.Pod) { p.Labels = map[string]string{k: v} } }
-func onNode(n string) podOpt           { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
+func noIP(p *corev1.Pod)              { p.Status.PodIP, p.Status.PodIPs = "", nil }
+func labelled(k, v string) podOpt     { return func(p *corev1.Pod) { p.Labels = map[string]string{k: v} } }
+func onNode(n string) podOpt          { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
 func portNamed(name string, n int32) podOpt {
 	return func(p *corev1.Pod) {
 		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: name, ContainerPort: n, Protocol: corev1.ProtocolTCP}}
@@ -110,7 +110,9 @@ func noPorts(s *corev1.Service)  { s.Spec.Ports = nil }
 func publishNotReady(s *corev1.Service) {
 	s.Spec.PublishNotReadyAddresses = true
 }
-func traffic(td string) svcOpt { return func(s *corev1.Service) { s.Spec.TrafficDistribution = new(td) } }
+func traffic(td string) svcOpt {
+	return func(s *corev1.Service) { s.Spec.TrafficDistribution = new(td) }
+}
 
 func node(name, zone string) *corev1.Node {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
