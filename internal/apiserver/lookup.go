@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -53,7 +54,14 @@ func (s *Server) OpenAPIResources() []openapi.Resource {
 			}
 			for _, sr := range ep.subresources() {
 				osr := openapi.Subresource{Name: sr.name, Verbs: sr.verbs, Kind: sr.kind}
-				if obj, err := s.cfg.Scheme.New(sr.kind); err == nil {
+				obj, err := s.cfg.Scheme.New(sr.kind)
+				switch {
+				case sr.connect:
+					// Streams: the kind names the options, the body is a stream.
+					osr.Connect, osr.Options, osr.Kind = true, obj, schema.GroupVersionKind{}
+				case sr.name == "log":
+					osr.Options, osr.Kind = &corev1.PodLogOptions{}, schema.GroupVersionKind{}
+				case err == nil:
 					osr.Object = obj
 				}
 				r.Subresources = append(r.Subresources, osr)

@@ -1,10 +1,12 @@
 package apiserver
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"sync"
@@ -33,6 +35,9 @@ type Config struct {
 	TypeConverter managedfields.TypeConverter
 	// TokenIssuer, when set, serves serviceaccounts/token.
 	TokenIssuer TokenIssuer
+	// Kubelet, when set, lets the server reach node agents for pods/log,
+	// pods/exec, pods/attach and pods/portforward.
+	Kubelet *KubeletConfig
 	// MaxRequestBodyBytes caps request bodies; 0 means 3 MiB, upstream's
 	// limit.
 	MaxRequestBodyBytes int64
@@ -88,6 +93,7 @@ type Server struct {
 	typeConverterErr  error
 
 	namespaces *endpoint // for namespace lifecycle checks
+	kubelets   *kubeletClient
 }
 
 // New builds the server. Start must run before it serves.
@@ -107,6 +113,9 @@ func New(cfg Config) (*Server, error) {
 		metrics:   m,
 		endpoints: map[schema.GroupVersionResource]*endpoint{},
 		byGV:      map[schema.GroupVersion][]*endpoint{},
+	}
+	if cfg.Kubelet != nil && cfg.Kubelet.TLS != nil {
+		s.kubelets = newKubeletClient(*cfg.Kubelet)
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(objectCounts{s}); err != nil {
@@ -237,6 +246,17 @@ func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// Hijack hands the connection over to an upgrade (exec, attach,
+// port-forward streams).
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("%T cannot be hijacked", r.ResponseWriter)
+	}
+	r.code, r.wroteHeader = http.StatusSwitchingProtocols, true
+	return h.Hijack()
 }
 
 // Unwrap lets http.ResponseController reach the connection (hijacking for

@@ -21,6 +21,9 @@ type subresource struct {
 	name  string
 	kind  schema.GroupVersionKind
 	verbs []string
+	// connect marks a stream (exec, attach, portforward): GET and POST
+	// both upgrade, whatever the verb the request info computed.
+	connect bool
 }
 
 var (
@@ -28,6 +31,10 @@ var (
 	bindingGVK      = corev1.SchemeGroupVersion.WithKind("Binding")
 	evictionGVK     = policyv1.SchemeGroupVersion.WithKind("Eviction")
 	tokenRequestGVK = authenticationv1.SchemeGroupVersion.WithKind("TokenRequest")
+
+	podExecGVK        = corev1.SchemeGroupVersion.WithKind("PodExecOptions")
+	podAttachGVK      = corev1.SchemeGroupVersion.WithKind("PodAttachOptions")
+	podPortForwardGVK = corev1.SchemeGroupVersion.WithKind("PodPortForwardOptions")
 )
 
 // subresources lists what ep serves below an object.
@@ -44,6 +51,10 @@ func (ep *endpoint) subresources() []subresource {
 		out = append(out,
 			subresource{name: "binding", kind: bindingGVK, verbs: []string{"create"}},
 			subresource{name: "eviction", kind: evictionGVK, verbs: []string{"create"}},
+			subresource{name: "log", kind: ep.gvk, verbs: []string{"get"}},
+			subresource{name: "exec", kind: podExecGVK, verbs: []string{"create", "get"}, connect: true},
+			subresource{name: "attach", kind: podAttachGVK, verbs: []string{"create", "get"}, connect: true},
+			subresource{name: "portforward", kind: podPortForwardGVK, verbs: []string{"create", "get"}, connect: true},
 		)
 	case corev1.SchemeGroupVersion.WithResource("namespaces"):
 		out = append(out, subresource{name: "finalize", kind: ep.gvk, verbs: []string{"update"}})
@@ -68,6 +79,14 @@ func (q *request) serveSubresource() {
 		return
 	}
 	verb := q.info.Verb
+	if sr.connect {
+		q.stream(sr.name)
+		return
+	}
+	if sr.name == "log" && verb == "get" {
+		q.logs()
+		return
+	}
 	if verb == "create" && !hasString(sr.verbs, "create") {
 		verb = "post"
 	}

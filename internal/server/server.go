@@ -31,6 +31,10 @@ import (
 	"github.com/skiff-sh/skiff/internal/version"
 )
 
+// KubeletClientName is the user the API server is to kubelets (in group
+// system:masters).
+const KubeletClientName = "kube-apiserver-kubelet-client"
+
 // Server is a running control plane.
 type Server struct {
 	cfg   Config
@@ -108,13 +112,24 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	kubeletClient, err := bundle.CA.IssueClient(KubeletClientName, []string{"system:masters"})
+	if err != nil {
+		return err
+	}
 	api, err := apiserver.New(apiserver.Config{
 		Store:       store,
 		Scheme:      scheme.Scheme,
 		Resources:   resources,
 		TokenIssuer: tokens,
-		Registerer:  reg,
-		Logger:      s.log.WithGroup("apiserver"),
+		Kubelet: &apiserver.KubeletConfig{TLS: &tls.Config{
+			Certificates: []tls.Certificate{kubeletClient.TLSCertificate()},
+			// As upstream without --kubelet-certificate-authority: agents
+			// that joined on their own may serve self-signed certificates.
+			InsecureSkipVerify: true,
+			MinVersion:         tls.VersionTLS12,
+		}},
+		Registerer: reg,
+		Logger:     s.log.WithGroup("apiserver"),
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -43,6 +44,9 @@ func (c *EmbeddedConfig) validate() error {
 type Embedded struct {
 	etcd   *embed.Etcd
 	client *clientv3.Client
+	// closing quiets the errors etcd logs about its own listeners while
+	// Close stops them.
+	closing *atomic.Bool
 }
 
 // StartEmbedded starts (or restarts, keeping its data) an etcd member in
@@ -78,7 +82,8 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	// skiff compacts the history itself (see Compactor).
 	ec.AutoCompactionRetention = "0"
 	ec.Logger = "zap"
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(slogCore{logger: cfg.Logger}))
+	closing := &atomic.Bool{}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(slogCore{logger: cfg.Logger, closing: closing}))
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
@@ -93,7 +98,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", ctx.Err())
 	}
-	return &Embedded{etcd: e, client: v3client.New(e.Server)}, nil
+	return &Embedded{etcd: e, client: v3client.New(e.Server), closing: closing}, nil
 }
 
 // Client returns an in-process client for the member. The caller must not
@@ -102,6 +107,7 @@ func (e *Embedded) Client() *clientv3.Client { return e.client }
 
 // Close stops the member and waits for it to flush.
 func (e *Embedded) Close() error {
+	e.closing.Store(true)
 	e.client.Close()
 	e.etcd.Close()
 	return nil
@@ -142,14 +148,15 @@ func NewExternalClient(ctx context.Context, cfg ExternalConfig) (*clientv3.Clien
 // embedded single member warns about its own harmless setup), errors as
 // errors.
 type slogCore struct {
-	logger *slog.Logger
-	fields []zapcore.Field
+	logger  *slog.Logger
+	closing *atomic.Bool
+	fields  []zapcore.Field
 }
 
 func (c slogCore) Enabled(l zapcore.Level) bool { return c.logger != nil && l >= zapcore.WarnLevel }
 
 func (c slogCore) With(fields []zapcore.Field) zapcore.Core {
-	return slogCore{logger: c.logger, fields: append(append([]zapcore.Field(nil), c.fields...), fields...)}
+	return slogCore{logger: c.logger, closing: c.closing, fields: append(append([]zapcore.Field(nil), c.fields...), fields...)}
 }
 
 func (c slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -172,7 +179,7 @@ func (c slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 		attrs = append(attrs, k, v)
 	}
 	level := slog.LevelDebug
-	if e.Level >= zapcore.ErrorLevel {
+	if e.Level >= zapcore.ErrorLevel && !c.closing.Load() {
 		level = slog.LevelError
 	}
 	c.logger.Log(context.Background(), level, e.Message, attrs...)

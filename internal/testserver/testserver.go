@@ -58,7 +58,6 @@ func StartWithOptions(t testing.TB, opts Options) *Server {
 		DataDir:            dir,
 		BindAddress:        "127.0.0.1",
 		HTTPSPort:          port,
-		AdvertiseAddress:   net.IPv4(127, 0, 0, 1),
 		CompactionInterval: opts.CompactionInterval,
 		Logger:             logger,
 	})
