@@ -4,4 +4,6 @@ package memtrim
 
 import "errors"
 
-func pageout(addr, length uintptr) error { return errors.New("memtrim: not supported on this platform") }
+func pageout(addr, length uintptr) error {
+	return errors.New("memtrim: not supported on this platform")
+}
