@@ -264,7 +264,7 @@ func (h *harness) note(format string, args ...any) {
 
 func (h *harness) trace(title string, after time.Duration, err error) {
 	fmt.Fprintf(&h.out, "=== %s (at +%v)\n", title, h.clock.Since(t0))
-	type item struct{ text, verb, name string }
+	type item struct{ text, verb, resource, name string }
 	var items []item
 	for _, a := range h.client.Actions() {
 		if a.GetVerb() == "list" || a.GetVerb() == "watch" {
@@ -275,20 +275,18 @@ func (h *harness) trace(title string, after time.Duration, err error) {
 		if name == "" {
 			name = text
 		}
-		items = append(items, item{text, a.GetVerb(), name})
+		items = append(items, item{text, a.GetVerb(), a.GetResource().Resource, name})
 	}
-	// Calls made concurrently (a batch of creates, deletes or patches) come
-	// in any order: sort each run of such calls by object, keeping the
-	// order of the calls on one object.
-	concurrent := func(verb string) bool { return verb == "create" || verb == "delete" || verb == "patch" }
+	// Calls made concurrently (a batch of creates, deletes or patches of
+	// one resource) come in any order: sort each run of them by object,
+	// keeping the order of the calls on one object.
+	concurrent := func(it item) bool { return it.verb == "create" || it.verb == "delete" || it.verb == "patch" }
 	for i := 0; i < len(items); {
-		j := i
-		for j < len(items) && concurrent(items[j].verb) == concurrent(items[i].verb) {
+		j := i + 1
+		for j < len(items) && concurrent(items[i]) && concurrent(items[j]) && items[j].resource == items[i].resource {
 			j++
 		}
-		if concurrent(items[i].verb) {
-			sort.SliceStable(items[i:j], func(a, b int) bool { return items[i+a].name < items[i+b].name })
-		}
+		sort.SliceStable(items[i:j], func(a, b int) bool { return items[i+a].name < items[i+b].name })
 		i = j
 	}
 	for _, it := range items {
