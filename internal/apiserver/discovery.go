@@ -99,6 +99,9 @@ func (s *Server) groups() []metav1.APIGroup {
 }
 
 func (s *Server) apiResources(gv schema.GroupVersion) []metav1.APIResource {
+	if gv == metricsGV && s.kubelets != nil {
+		return metricsAPIResources()
+	}
 	var out []metav1.APIResource
 	for _, ep := range s.byGV[gv] {
 		res := ep.res
@@ -142,7 +145,7 @@ func storageVersionHash(gvk schema.GroupVersionKind) string {
 }
 
 func (s *Server) writeResourceList(w http.ResponseWriter, r *http.Request, gv schema.GroupVersion) {
-	if _, ok := s.byGV[gv]; !ok {
+	if _, ok := s.byGV[gv]; !ok && (gv != metricsGV || s.kubelets == nil) {
 		s.writeError(w, r, errNotFoundResource(), schema.GroupResource{}, "")
 		return
 	}
@@ -163,6 +166,18 @@ func (s *Server) writeAggregated(w http.ResponseWriter, r *http.Request, core bo
 			continue
 		}
 		vd := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
+		if gv == metricsGV {
+			for _, r := range metricsAPIResources() {
+				scope := apidiscoveryv2.ScopeCluster
+				if r.Namespaced {
+					scope = apidiscoveryv2.ScopeNamespace
+				}
+				vd.Resources = append(vd.Resources, apidiscoveryv2.APIResourceDiscovery{
+					Resource: r.Name, Scope: scope, Verbs: r.Verbs,
+					ResponseKind: &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
+				})
+			}
+		}
 		for _, ep := range s.byGV[gv] {
 			scope := apidiscoveryv2.ScopeCluster
 			if ep.res.Namespaced {

@@ -143,6 +143,9 @@ func New(cfg Config) (*Server, error) {
 			s.namespaces = ep
 		}
 	}
+	if s.kubelets != nil {
+		s.groupVersions = append(s.groupVersions, metricsGV)
+	}
 	return s, nil
 }
 
@@ -203,6 +206,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if !info.IsResource {
 		s.serveDiscovery(rw, r)
+		return
+	}
+	if info.Group == metricsGV.Group && info.Version == metricsGV.Version {
+		s.serveMetricsAPI(rw, r, info)
 		return
 	}
 	ep := s.endpoints[schema.GroupVersionResource{Group: info.Group, Version: info.Version, Resource: info.Resource}]

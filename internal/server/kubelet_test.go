@@ -37,6 +37,10 @@ func (echoExecutor) ExecInContainer(ctx context.Context, name, uid, container st
 
 // fakeKubelet serves the kubelet paths the API server proxies to and
 // records who called.
+// podUID is the UID the fake kubelet reports for default/web; the test
+// sets it once the pod exists.
+var podUID string
+
 func fakeKubelet(t *testing.T) (*httptest.Server, *[]string) {
 	var seen []string
 	mux := http.NewServeMux()
@@ -45,6 +49,10 @@ func fakeKubelet(t *testing.T) (*httptest.Server, *[]string) {
 			seen = append(seen, r.TLS.PeerCertificates[0].Subject.CommonName)
 		}
 		fmt.Fprintf(w, "log of %s tail=%s\n", r.URL.Path, r.URL.Query().Get("tailLines"))
+	})
+	mux.HandleFunc("/stats/summary", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"node":{"nodeName":"n1","cpu":{"time":"2026-01-01T00:00:00Z","usageNanoCores":250000000},"memory":{"time":"2026-01-01T00:00:00Z","workingSetBytes":104857600}},
+		  "pods":[{"podRef":{"name":"web","namespace":"default","uid":"`+podUID+`"},"containers":[{"name":"app","cpu":{"time":"2026-01-01T00:00:00Z","usageNanoCores":5000000},"memory":{"time":"2026-01-01T00:00:00Z","workingSetBytes":2097152}}]}]}`)
 	})
 	mux.HandleFunc("/exec/", func(w http.ResponseWriter, r *http.Request) {
 		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/") // exec ns pod container
@@ -85,6 +93,7 @@ func TestServer_ProxiesLogsAndExecToTheKubelet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	podUID = string(pod.UID)
 	// Logs of a container that has not started are refused as upstream.
 	// (Stream, as kubectl logs does: DoRaw hides the Status message.)
 	_, err = c.CoreV1().Pods("default").GetLogs("web", &corev1.PodLogOptions{}).Stream(ctx)
@@ -126,5 +135,23 @@ func TestServer_ProxiesLogsAndExecToTheKubelet(t *testing.T) {
 	}
 	if out.String() != "web/app ran echo hi\nfrom stdin" {
 		t.Fatalf("exec output %q", out.String())
+	}
+
+	// kubectl top reads metrics.k8s.io, served from the kubelets' summaries.
+	nodes, err := c.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/nodes").DoRaw(ctx)
+	if err != nil || !strings.Contains(string(nodes), `"cpu":"250m"`) || !strings.Contains(string(nodes), `"memory":"100Mi"`) {
+		t.Fatalf("node metrics: %s %v", nodes, err)
+	}
+	pods, err := c.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods").DoRaw(ctx)
+	if err != nil || !strings.Contains(string(pods), `"name":"app"`) || !strings.Contains(string(pods), `"cpu":"5m"`) {
+		t.Fatalf("pod metrics: %s %v", pods, err)
+	}
+	groups, _ := c.Discovery().ServerGroups()
+	found := false
+	for _, g := range groups.Groups {
+		found = found || g.Name == "metrics.k8s.io"
+	}
+	if !found {
+		t.Fatal("metrics.k8s.io is not in discovery")
 	}
 }
