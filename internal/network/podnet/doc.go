@@ -59,8 +59,9 @@
 //
 // # IP allocations
 //
-// Each allocation is a small JSON file named by the IP under StateDir,
-// written to a temporary file and renamed. Addresses go round-robin
+// Each allocation is a small JSON file named by the IP under StateDir
+// (one that a crash left unreadable keeps its IP until the next
+// Reconcile). Addresses go round-robin
 // (network, gateway and broadcast addresses excluded), so a freed address
 // is not handed out again at once. A restarted agent reads them back;
 // Reconcile frees the ones whose sandbox is gone and deletes veths no

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 )
 
 // allocation is one pod IP handed out, as kept in its file.
@@ -24,9 +23,8 @@ type allocation struct {
 // allocator is a host-local IPAM: it hands out the addresses of one pod
 // CIDR, skipping the network address, the gateway (the first address)
 // and the broadcast address, and keeps each allocation as a file named by
-// the IP in dir. Files are written to a temporary name and renamed, so a
-// crash never leaves half a record; they are not fsynced, because after a
-// power loss every sandbox is gone too and Reconcile frees them all.
+// the IP in dir. Files are not fsynced: after a power loss every sandbox
+// is gone too, and Reconcile frees them all.
 //
 // Addresses are handed out round-robin from the last one given, so a
 // released address is not reused at once (connections to a deleted pod
@@ -43,9 +41,6 @@ type allocator struct {
 	bySandbox map[string]netip.Addr
 	last      netip.Addr
 }
-
-// tmpPrefix starts the names of files being written.
-const tmpPrefix = ".tmp-"
 
 // openAllocator loads the allocations in dir, creating dir if needed.
 // Allocations outside cidr (left from an earlier pod CIDR) are kept, so
@@ -70,11 +65,6 @@ func openAllocator(dir string, cidr netip.Prefix, log *slog.Logger) (*allocator,
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, tmpPrefix) {
-			// Written by a process that died before renaming it.
-			os.Remove(filepath.Join(dir, name))
-			continue
-		}
 		ip, err := netip.ParseAddr(name)
 		if err != nil || !e.Type().IsRegular() {
 			log.Warn("ignoring unexpected file in IP allocations", "file", filepath.Join(dir, name))
@@ -181,28 +171,16 @@ func (a *allocator) allocate(pod PodRef) (allocation, error) {
 	return rec, nil
 }
 
-// write records rec in its file.
+// write records rec in its file. The file is written in place: a crash
+// in the middle leaves a short file, which openAllocator reads as an IP
+// reserved for an unknown sandbox (freed by the next Reconcile). That is
+// cheaper than a temporary file and a rename on every pod start.
 func (a *allocator) write(rec allocation) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(a.dir, tmpPrefix)
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(append(b, '\n'))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(a.dir, rec.IP.String()))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return os.WriteFile(filepath.Join(a.dir, rec.IP.String()), append(b, '\n'), 0o600)
 }
 
 // release frees ip. Releasing a free address is not an error.

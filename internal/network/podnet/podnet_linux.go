@@ -38,6 +38,10 @@ type system struct {
 	nl      *netlink.Handle
 	gateway netip.Addr
 	mtu     int
+	// bridgeIndex caches the bridge's interface index (looking a
+	// bridge up costs more than a quarter of a Setup); plumb checks it
+	// again when making the veth fails.
+	bridgeIndex int
 }
 
 // openSystem opens handles on the host's network namespace and works out
@@ -188,17 +192,15 @@ func (s *system) ensureBridge() (netlink.Link, error) {
 			return nil, fmt.Errorf("bridge %s: set up: %w", name, err)
 		}
 	}
+	s.bridgeIndex = l.Attrs().Index
 	return l, nil
 }
 
-// bridge returns the bridge, making the node's setup again if it is gone.
-func (s *system) bridge() (netlink.Link, error) {
-	l, err := s.nl.LinkByName(s.cfg.Bridge)
-	if err == nil && l.Type() == "bridge" {
-		return l, nil
-	}
-	s.log.Warn("bridge is gone; setting it up again", "bridge", s.cfg.Bridge)
-	return s.ensureBridge()
+// bridgeGone reports whether the cached bridge index no longer names
+// the bridge, in which case the caller runs ensureBridge.
+func (s *system) bridgeGone() bool {
+	l, err := s.nl.LinkByIndex(s.bridgeIndex)
+	return err != nil || l.Attrs().Name != s.cfg.Bridge || l.Type() != "bridge"
 }
 
 // enableForwarding sets net.ipv4.ip_forward in the host's namespace. The
@@ -386,10 +388,6 @@ func (s *system) plumbed(p *podNS, a allocation) (Result, bool) {
 // left from an earlier attempt. On error the caller calls unplumb.
 func (s *system) plumb(p *podNS, a allocation) (Result, error) {
 	hostName := hostVethName(a.SandboxID)
-	br, err := s.bridge()
-	if err != nil {
-		return Result{}, err
-	}
 	h, err := p.handle()
 	if err != nil {
 		return Result{}, err
@@ -402,21 +400,33 @@ func (s *system) plumb(p *podNS, a allocation) (Result, error) {
 	}
 	// The peer is made directly in the pod's namespace under its final
 	// name, with its MAC and MTU: one message, nothing to rename or move.
-	veth := &netlink.Veth{
-		LinkAttrs: netlink.LinkAttrs{
-			Name:        hostName,
-			MTU:         s.mtu,
-			MasterIndex: br.Attrs().Index,
-			Flags:       net.FlagUp,
-			TxQLen:      -1,
-		},
-		PeerName:         PodInterface,
-		PeerMTU:          uint32(s.mtu),
-		PeerHardwareAddr: macOf(a.IP),
-		PeerNamespace:    netlink.NsFd(p.file.Fd()),
-		PeerTxQLen:       -1,
+	newVeth := func() *netlink.Veth {
+		return &netlink.Veth{
+			LinkAttrs: netlink.LinkAttrs{
+				Name:        hostName,
+				MTU:         s.mtu,
+				MasterIndex: s.bridgeIndex,
+				Flags:       net.FlagUp,
+				TxQLen:      -1,
+			},
+			PeerName:         PodInterface,
+			PeerMTU:          uint32(s.mtu),
+			PeerHardwareAddr: macOf(a.IP),
+			PeerNamespace:    netlink.NsFd(p.file.Fd()),
+			PeerTxQLen:       -1,
+		}
 	}
-	if err := s.nl.LinkAdd(veth); err != nil {
+	veth := newVeth()
+	err = s.nl.LinkAdd(veth)
+	if err != nil && s.bridgeGone() {
+		s.log.Warn("bridge is gone; setting it up again", "bridge", s.cfg.Bridge)
+		if _, berr := s.ensureBridge(); berr != nil {
+			return Result{}, berr
+		}
+		veth = newVeth()
+		err = s.nl.LinkAdd(veth)
+	}
+	if err != nil {
 		return Result{}, fmt.Errorf("create veth pair %s/%s: %w", hostName, PodInterface, err)
 	}
 	// Hairpin lets a pod's packets come back out of its own port: a pod

@@ -3,21 +3,25 @@ package podnet_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
 	"github.com/skiff-sh/skiff/internal/network/podnet"
+	"github.com/skiff-sh/skiff/internal/testutil"
 )
 
 func TestSetup_PodsReachEachOtherTheGatewayAndTheHost(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/24")
 	a := n.newPod(t, "a")
 	b := n.newPod(t, "b")
@@ -100,6 +104,7 @@ func TestSetup_PodsReachEachOtherTheGatewayAndTheHost(t *testing.T) {
 }
 
 func TestSetup_IsIdempotentAndRepairs(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/24")
 	a := n.newPod(t, "a")
 	again, err := n.net.Setup(context.Background(), a.ref, a.ns)
@@ -134,6 +139,7 @@ func TestSetup_IsIdempotentAndRepairs(t *testing.T) {
 }
 
 func TestSetup_HostNetworkPodIsSkipped(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/24")
 	before := links(t, n.nl)
 	res, err := n.net.Setup(context.Background(), podnet.PodRef{SandboxID: "host", HostNetwork: true}, "")
@@ -152,6 +158,7 @@ func TestSetup_HostNetworkPodIsSkipped(t *testing.T) {
 }
 
 func TestTeardown_RemovesVethAndFreesIP(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/24")
 	a := n.newPod(t, "a")
 	ctx := context.Background()
@@ -214,6 +221,7 @@ func TestTeardown_RemovesVethAndFreesIP(t *testing.T) {
 }
 
 func TestNew_RestartKeepsAllocations(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/24")
 	a := n.newPod(t, "a")
 	b := n.newPod(t, "b")
@@ -243,6 +251,7 @@ func TestNew_RestartKeepsAllocations(t *testing.T) {
 }
 
 func TestReconcile_CollectsGoneSandboxes(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/24")
 	a := n.newPod(t, "a")
 	b := n.newPod(t, "b")
@@ -279,6 +288,7 @@ func TestReconcile_CollectsGoneSandboxes(t *testing.T) {
 }
 
 func TestSetup_BadInputLeavesNothingBehind(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/30") // one pod address: 10.42.0.2
 	ctx := context.Background()
 	full := n.newPod(t, "full")
@@ -339,6 +349,7 @@ func TestSetup_BadInputLeavesNothingBehind(t *testing.T) {
 }
 
 func TestSetup_ReplacesAStaleEth0AndRefusesAfterClose(t *testing.T) {
+	testutil.RequireRoot(t)
 	// The runtime makes the namespace for the pod network alone, so an
 	// eth0 already there is a leftover: Setup replaces it.
 	n := newNode(t, "10.42.0.0/24")
@@ -369,6 +380,7 @@ func TestSetup_ReplacesAStaleEth0AndRefusesAfterClose(t *testing.T) {
 }
 
 func TestNew_BadHostSetup(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/24")
 	if err := n.nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "taken0"}, PeerName: "taken1"}); err != nil {
 		t.Fatal(err)
@@ -404,6 +416,7 @@ func TestNew_BadHostSetup(t *testing.T) {
 }
 
 func TestNew_MTUFromTheDefaultRoute(t *testing.T) {
+	testutil.RequireRoot(t)
 	host := newNetNS(t)
 	outside := newNetNS(t)
 	connect(t, host, outside, "wan0", netip.MustParsePrefix("203.0.113.1/24"), netip.MustParsePrefix("203.0.113.2/24"))
@@ -437,6 +450,7 @@ func TestNew_MTUFromTheDefaultRoute(t *testing.T) {
 }
 
 func TestMasquerade_OutsideSeesTheNodeAddress(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/24")
 	outside := newNetNS(t)
 	connect(t, n.ns, outside, "wan0", netip.MustParsePrefix("203.0.113.1/24"), netip.MustParsePrefix("203.0.113.2/24"))
@@ -457,6 +471,7 @@ func TestMasquerade_OutsideSeesTheNodeAddress(t *testing.T) {
 }
 
 func TestRules_Golden(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.3.0/24")
 	got := dumpRules(t, n.ns)
 	golden := filepath.Join("testdata", "ruleset.golden")
@@ -478,6 +493,7 @@ func TestRules_Golden(t *testing.T) {
 }
 
 func TestSyncRoutes_PodsOnTwoNodesReachEachOther(t *testing.T) {
+	testutil.RequireRoot(t)
 	nodeA := newNode(t, "10.42.0.0/24")
 	nodeB := newNode(t, "10.42.1.0/24")
 	connect(t, nodeA.ns, nodeB.ns, "lan0", netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("198.51.100.2/24"))
@@ -549,6 +565,7 @@ func TestSyncRoutes_PodsOnTwoNodesReachEachOther(t *testing.T) {
 }
 
 func TestSyncRoutes_BadPeersAreReportedAndSkipped(t *testing.T) {
+	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/24")
 	other := newNetNS(t)
 	connect(t, n.ns, other, "lan0", netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("198.51.100.2/24"))
@@ -606,4 +623,60 @@ func mustIPNet(s string) *net.IPNet {
 		panic(err)
 	}
 	return n
+}
+
+func TestSetup_ConcurrentPodsGetDistinctAddresses(t *testing.T) {
+	testutil.RequireRoot(t)
+	n := newNode(t, "10.42.0.0/24")
+	const pods = 16
+	paths := make([]string, pods)
+	for i := range paths {
+		paths[i] = newNetNS(t)
+	}
+	ctx := context.Background()
+	results := make([]podnet.Result, pods)
+	errs := make(chan error, pods)
+	var wg sync.WaitGroup
+	for i := range pods {
+		wg.Go(func() {
+			res, err := n.net.Setup(ctx, podnet.PodRef{SandboxID: fmt.Sprintf("pod-%d", i)}, paths[i])
+			results[i] = res
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[netip.Addr]int{}
+	for i, r := range results {
+		if j, dup := seen[r.IPs[0].Addr()]; dup {
+			t.Errorf("pods %d and %d both got %s", i, j, r.IPs[0])
+		}
+		seen[r.IPs[0].Addr()] = i
+	}
+	if err := ping(paths[0], results[pods-1].IPs[0].Addr()); err != nil {
+		t.Error(err)
+	}
+
+	errs = make(chan error, pods)
+	for i := range pods {
+		wg.Go(func() { errs <- n.net.Teardown(ctx, fmt.Sprintf("pod-%d", i), paths[i]) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := links(t, n.nl), []string{"lo", podnet.DefaultBridge}; !cmp.Equal(got, want) {
+		t.Errorf("host links after teardown = %v, want %v", got, want)
+	}
+	if got := stateFiles(t, n.stateDir); len(got) != 0 {
+		t.Errorf("allocations after teardown = %v", got)
+	}
 }
