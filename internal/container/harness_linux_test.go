@@ -37,6 +37,7 @@ type harness struct {
 	cg     *cgroups.Manager
 	images *image.Store
 	logDir string
+	parent string // the test's cgroup parent
 }
 
 func randomName(prefix string) string {
@@ -51,7 +52,8 @@ func newHarness(t testing.TB, modify ...func(*Config)) *harness {
 	root := t.TempDir()
 	h := &harness{t: t, root: root, logDir: filepath.Join(root, "logs")}
 	var err error
-	h.cg, err = cgroups.New(cgroups.Config{Parent: randomName("skiff-test-")})
+	h.parent = randomName("skiff-test-")
+	h.cg, err = cgroups.New(cgroups.Config{Parent: h.parent})
 	if err != nil {
 		t.Fatal(err)
 	}

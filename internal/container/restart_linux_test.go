@@ -88,18 +88,12 @@ func TestRuntime_BadInputLeavesNothingBehind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := h.snapshot()
+			before := h.settledSnapshot()
 			_, err := h.rt.CreateContainer(t.Context(), pod, tt.cfg)
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
 				t.Fatalf("CreateContainer error = %v, want %v mentioning %q", err, tt.want, tt.text)
 			}
-			// The failed init may take a moment to be reaped.
-			after := h.snapshot()
-			for i := 0; i < 40 && after != before; i++ {
-				time.Sleep(50 * time.Millisecond)
-				after = h.snapshot()
-			}
-			if after != before {
+			if after := h.settledSnapshot(); after != before {
 				t.Errorf("debris after a failed create:\nbefore %s\nafter  %s", before, after)
 			}
 		})
@@ -112,18 +106,33 @@ func TestRuntime_BadInputLeavesNothingBehind(t *testing.T) {
 	}
 }
 
+// settledSnapshot is a snapshot once it stops changing (a failed init
+// takes a moment to be reaped).
+func (h *harness) settledSnapshot() string {
+	prev := h.snapshot()
+	for i := 0; i < 40; i++ {
+		time.Sleep(100 * time.Millisecond)
+		cur := h.snapshot()
+		if cur == prev {
+			return cur
+		}
+		prev = cur
+	}
+	return prev
+}
+
 // snapshot summarizes what the runtime holds on the host: container
 // dirs, mounts under the root, processes and cgroups.
 func (h *harness) snapshot() string {
 	dirs, _ := os.ReadDir(filepath.Join(h.cfg.Root, "containers"))
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	n := strings.Count(string(mounts), h.root)
-	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + h.cg.Layout().V1["memory"][len("/sys/fs/cgroup/memory"):] + "*")
+	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + h.parent + "/*/*")
 	// Container processes: the monitor's children inside our cgroups
 	// (its warm inits are not in any container's cgroup).
 	procs := 0
 	for _, pid := range h.warmInits(h.monitor().Pid) {
-		if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil && strings.Contains(string(cg), h.cg.Layout().V1["memory"][len("/sys/fs/cgroup/memory"):]) {
+		if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil && strings.Contains(string(cg), "/"+h.parent+"/") {
 			procs++
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"syscall"
+	"time"
 )
 
 // StartMonitor starts the monitor for dir (the runtime's root), in its
@@ -66,12 +67,17 @@ func Ping(dir string) bool {
 	return true
 }
 
+// callTimeout bounds a request to the monitor, so that a wedged monitor
+// gives errors rather than hangs.
+const callTimeout = 30 * time.Second
+
 func call(dir string, req request) (reply2, error) {
 	conn, err := dial(dir)
 	if err != nil {
 		return reply2{}, err
 	}
 	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(callTimeout))
 	data, _ := json.Marshal(req)
 	if _, err := conn.Write(data); err != nil {
 		return reply2{}, err
@@ -98,6 +104,7 @@ func Create(dir, id, bundle string, cfg Config, sync *os.File) (int, error) {
 		return 0, err
 	}
 	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(callTimeout))
 	data, _ := json.Marshal(request{Op: "create", ID: id, Bundle: bundle, Config: &cfg})
 	if err := sendMsg(conn, data, []int{int(sync.Fd())}); err != nil {
 		return 0, fmt.Errorf("monitor: %w", err)
@@ -114,8 +121,9 @@ func Create(dir, id, bundle string, cfg Config, sync *os.File) (int, error) {
 
 // EventStream is a subscription to the monitor's events.
 type EventStream struct {
-	conn *os.File
-	dec  *json.Decoder
+	conn  *os.File
+	dec   *json.Decoder
+	first bool // the snapshot is still to come
 }
 
 // Events subscribes to the monitor in dir. The first event is the "live"
@@ -130,7 +138,9 @@ func Events(dir string) (*EventStream, error) {
 		conn.Close()
 		return nil, err
 	}
-	return &EventStream{conn: conn, dec: json.NewDecoder(conn)}, nil
+	// The monitor answers at once with the live snapshot.
+	conn.SetReadDeadline(time.Now().Add(callTimeout))
+	return &EventStream{conn: conn, dec: json.NewDecoder(conn), first: true}, nil
 }
 
 // Next returns the next event; it fails when the monitor goes away or the
@@ -138,6 +148,10 @@ func Events(dir string) (*EventStream, error) {
 func (s *EventStream) Next() (Event, error) {
 	var ev Event
 	err := s.dec.Decode(&ev)
+	if s.first {
+		s.first = false
+		s.conn.SetReadDeadline(time.Time{})
+	}
 	return ev, err
 }
 
@@ -186,10 +200,12 @@ func Attach(ctx context.Context, dir, id string, o AttachOptions) error {
 		return err
 	}
 	r := bufio.NewReader(conn)
+	conn.SetReadDeadline(time.Now().Add(callTimeout))
 	line, err := r.ReadBytes('\n')
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotRunning, err)
 	}
+	conn.SetReadDeadline(time.Time{})
 	var rep reply2
 	if err := json.Unmarshal(line, &rep); err != nil {
 		return fmt.Errorf("attach: %w", err)

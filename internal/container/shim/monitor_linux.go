@@ -329,8 +329,15 @@ func (m *monitor) finish(c *mcontainer, st ExitStatus) {
 func (m *monitor) serve(ln *os.File) {
 	for {
 		conn, err := accept(ln)
-		if err != nil {
+		if errors.Is(err, os.ErrClosed) {
 			return
+		}
+		if err != nil {
+			// Out of descriptors, say: the runtime still needs us to
+			// answer once it passes.
+			logf("accept: %v", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		go m.handle(conn)
 	}
