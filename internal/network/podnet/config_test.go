@@ -15,7 +15,6 @@ func TestNew_RejectsBadConfig(t *testing.T) {
 		name string
 		edit func(*Config)
 	}{
-		{"no pod CIDR", func(c *Config) { c.PodCIDR = netip.Prefix{} }},
 		{"IPv6 pod CIDR", func(c *Config) { c.PodCIDR = netip.MustParsePrefix("fd00:42::/64") }},
 		{"pod CIDR with host bits", func(c *Config) { c.PodCIDR = netip.MustParsePrefix("10.42.0.1/24") }},
 		{"pod CIDR too small", func(c *Config) { c.PodCIDR = netip.MustParsePrefix("10.42.0.0/31") }},

@@ -7,26 +7,38 @@
 //
 // # Simplest use
 //
-//	net, err := podnet.New(podnet.Config{
+//	pn, err := podnet.New(podnet.Config{
 //		PodCIDR:  netip.MustParsePrefix("10.42.0.0/24"), // Node spec.podCIDR
 //		StateDir: "/var/lib/skiff/podnet",
 //		Logger:   log,
 //	})
-//	defer net.Close()
+//	defer pn.Close()
 //
 //	// after RunPodSandbox, with the sandbox's netns file:
-//	res, err := net.Setup(ctx, podnet.PodRef{Namespace: "default", Name: "web",
+//	res, err := pn.Setup(ctx, podnet.PodRef{Namespace: "default", Name: "web",
 //		UID: uid, SandboxID: id}, netnsPath)
 //	podIP := res.IPs[0].Addr() // status.podIP
 //
 //	// before (or after) RemovePodSandbox:
-//	err = net.Teardown(ctx, id, netnsPath)
+//	err = pn.Teardown(ctx, id, netnsPath)
 //
 //	// on start, with the runtime's live sandbox IDs:
-//	collected, err := net.Reconcile(ctx, liveIDs)
+//	collected, err := pn.Reconcile(ctx, liveIDs)
 //
 //	// from a Node informer, with every node's spec.podCIDR and InternalIP:
-//	err = net.SyncRoutes(ctx, []podnet.Peer{{Node: "b", CIDR: cidrB, NodeIP: ipB}})
+//	err = pn.SyncRoutes(ctx, []podnet.Peer{{Node: "b", CIDR: cidrB, NodeIP: ipB}})
+//
+// # A pod CIDR that comes later
+//
+// A node agent often starts before the control plane has given its Node a
+// pod CIDR. New with a zero PodCIDR then touches nothing on the host;
+// Setup fails with ErrNoPodCIDR, while Teardown, Reconcile and
+// SyncRoutes already work (routes are kept and applied once the CIDR is
+// known). SetPodCIDRs(ctx, node.Spec.PodCIDRs) sets the node up, and
+// moves it when the CIDR changes. Its signature is the kubelet's
+// optional PodCIDRSetter, so an adapter that embeds *Network gets it for
+// free; the adapter only maps the kubelet's Sandbox to PodRef and the
+// netns path, and Result.IPs to the pod's IPs.
 //
 // # What it makes
 //
@@ -72,14 +84,15 @@
 // Nodes are on one L2 network (host-gw): the route to another node's pod
 // CIDR goes straight to that node's InternalIP. The routes carry protocol
 // 115, which is how SyncRoutes finds its own and leaves everyone else's
-// alone. Pod-to-pod traffic keeps the pods' addresses; only traffic to
+// alone. Peers whose CIDR is this node's, or whose address is one of this
+// host's, are this node and get no route. Pod-to-pod traffic keeps the pods' addresses; only traffic to
 // addresses outside the cluster CIDR is masqueraded.
 //
 // # Concurrency and errors
 //
 // A Network's methods may be called from many goroutines and run one at
-// a time. Errors wrap ErrInvalid, ErrExhausted or ErrUnsupported when one
-// applies, and the operating system's errors otherwise (a missing netns
+// a time. Errors wrap ErrInvalid, ErrExhausted, ErrNoPodCIDR or
+// ErrUnsupported when one applies, and the operating system's errors otherwise (a missing netns
 // file gives fs.ErrNotExist). A failed Setup leaves no link and no
 // allocation behind.
 //

@@ -61,7 +61,6 @@ func openAllocator(dir string, cidr netip.Prefix, log *slog.Logger) (*allocator,
 		log:       log,
 		byIP:      map[netip.Addr]allocation{},
 		bySandbox: map[string]netip.Addr{},
-		last:      gatewayOf(cidr),
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -84,11 +83,21 @@ func openAllocator(dir string, cidr netip.Prefix, log *slog.Logger) (*allocator,
 		if rec.SandboxID != "" {
 			a.bySandbox[rec.SandboxID] = ip
 		}
+	}
+	a.setCIDR(cidr)
+	return a, nil
+}
+
+// setCIDR makes the allocator hand out addresses of cidr, resuming after
+// the highest address in use there. Allocations outside it are kept.
+func (a *allocator) setCIDR(cidr netip.Prefix) {
+	a.cidr = cidr
+	a.last = gatewayOf(cidr)
+	for ip := range a.byIP {
 		if cidr.Contains(ip) && a.last.Less(ip) {
 			a.last = ip
 		}
 	}
-	return a, nil
 }
 
 func readAllocation(file string) (allocation, error) {
@@ -142,8 +151,12 @@ func (a *allocator) all() []allocation {
 }
 
 // allocate gives pod the next free address and records it. It returns
-// ErrExhausted when every address is taken.
+// ErrExhausted when every address is taken, and ErrNoPodCIDR when the
+// allocator has no CIDR.
 func (a *allocator) allocate(pod PodRef) (allocation, error) {
+	if !a.cidr.IsValid() {
+		return allocation{}, fmt.Errorf("allocate IP: %w", ErrNoPodCIDR)
+	}
 	first := gatewayOf(a.cidr).Next()
 	bcast := broadcastOf(a.cidr)
 	usable := 1<<(32-a.cidr.Bits()) - 3 // all but network, gateway, broadcast

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -22,6 +23,9 @@ var (
 	ErrInvalid = errors.New("invalid pod network input")
 	// ErrExhausted means the node's pod CIDR has no free address left.
 	ErrExhausted = errors.New("pod CIDR exhausted")
+	// ErrNoPodCIDR means the node has no pod CIDR yet (see
+	// SetPodCIDRs), so pods cannot be set up.
+	ErrNoPodCIDR = errors.New("no pod CIDR yet")
 	// ErrUnsupported is returned on platforms other than Linux.
 	ErrUnsupported = errors.New("pod network not supported on this platform")
 )
@@ -43,15 +47,17 @@ const PodInterface = "eth0"
 // network rules. New replaces it whole; nothing else should write to it.
 const TableName = "skiff-podnet"
 
-// Config configures a Network. The zero value of each field but PodCIDR
-// and StateDir is useful.
+// Config configures a Network. The zero value of each field but StateDir
+// is useful.
 type Config struct {
 	// Bridge is the name of the node's bridge, which holds the gateway
 	// address and one port per pod. Default DefaultBridge.
 	Bridge string
 	// PodCIDR is this node's pod range (Node spec.podCIDR): an IPv4
 	// prefix without host bits, from /8 to /30, inside ClusterCIDR. Its
-	// first address is the gateway, on the bridge. Required.
+	// first address is the gateway, on the bridge. The zero value means
+	// it is not known yet: New then makes nothing on the host, and Setup
+	// fails with ErrNoPodCIDR until SetPodCIDRs gives one.
 	PodCIDR netip.Prefix
 	// ClusterCIDR is the range holding every node's pod CIDR. Traffic
 	// from pods to addresses outside it is masqueraded; routes are only
@@ -95,20 +101,27 @@ func (cfg Config) validate() error {
 	if err := validCIDR(cfg.ClusterCIDR, 0, 30); err != nil {
 		return fmt.Errorf("cluster CIDR: %w", err)
 	}
-	if !cfg.PodCIDR.IsValid() {
-		return fmt.Errorf("pod CIDR is not set: %w", ErrInvalid)
-	}
-	if err := validCIDR(cfg.PodCIDR, 8, 30); err != nil {
-		return fmt.Errorf("pod CIDR: %w", err)
-	}
-	if cfg.PodCIDR.Bits() < cfg.ClusterCIDR.Bits() || !cfg.ClusterCIDR.Contains(cfg.PodCIDR.Addr()) {
-		return fmt.Errorf("pod CIDR %s is not inside cluster CIDR %s: %w", cfg.PodCIDR, cfg.ClusterCIDR, ErrInvalid)
+	if cfg.PodCIDR != (netip.Prefix{}) {
+		if err := cfg.checkPodCIDR(cfg.PodCIDR); err != nil {
+			return err
+		}
 	}
 	if cfg.StateDir == "" {
 		return fmt.Errorf("state dir is not set: %w", ErrInvalid)
 	}
 	if cfg.MTU != 0 && (cfg.MTU < 576 || cfg.MTU > 65535) {
 		return fmt.Errorf("MTU %d is outside 576..65535: %w", cfg.MTU, ErrInvalid)
+	}
+	return nil
+}
+
+// checkPodCIDR checks a pod CIDR against the cluster CIDR.
+func (cfg Config) checkPodCIDR(p netip.Prefix) error {
+	if err := validCIDR(p, 8, 30); err != nil {
+		return fmt.Errorf("pod CIDR: %w", err)
+	}
+	if p.Bits() < cfg.ClusterCIDR.Bits() || !cfg.ClusterCIDR.Contains(p.Addr()) {
+		return fmt.Errorf("pod CIDR %s is not inside cluster CIDR %s: %w", p, cfg.ClusterCIDR, ErrInvalid)
 	}
 	return nil
 }
@@ -220,14 +233,21 @@ func (p Peer) String() string {
 // route changes under one lock anyway, so running them in parallel would
 // gain little).
 type Network struct {
-	cfg Config
 	log *slog.Logger
 
 	// mu guards everything below, and every change to the host's and
 	// the pods' network namespaces.
-	mu     sync.Mutex
-	ipam   *allocator
-	sys    *system // platform state (netlink handles)
+	mu sync.Mutex
+	// cfg is the Config given to New; SetPodCIDRs changes its PodCIDR.
+	cfg  Config
+	ipam *allocator
+	sys  *system // platform state (netlink handles)
+	// nodeErr is why the node's setup last failed (nil once it
+	// succeeded); Setup tries again before giving up.
+	nodeErr error
+	// peers is the last SyncRoutes input, applied again when the pod
+	// CIDR changes.
+	peers  []Peer
 	closed bool
 }
 
@@ -237,8 +257,10 @@ type Network struct {
 // table TableName (replaced whole) that masquerades pod traffic leaving
 // the cluster CIDR. It loads the IP allocations kept in StateDir. New is
 // idempotent: an agent calls it again on every start, and pods set up by
-// an earlier process keep running untouched. The caller closes the
-// Network with Close, which leaves the node's network in place.
+// an earlier process keep running untouched. With no PodCIDR yet, New
+// touches nothing on the host; SetPodCIDRs does that later. The caller
+// closes the Network with Close, which leaves the node's network in
+// place.
 func New(cfg Config) (*Network, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -255,12 +277,89 @@ func New(cfg Config) (*Network, error) {
 		return nil, fmt.Errorf("pod network: %w", err)
 	}
 	n.sys = sys
+	if !cfg.PodCIDR.IsValid() {
+		n.log.Info("waiting for a pod CIDR", "allocations", ipam.len())
+		return n, nil
+	}
 	if err := sys.setupNode(); err != nil {
 		sys.close()
 		return nil, fmt.Errorf("pod network: %w", err)
 	}
 	n.log.Info("node network ready", "bridge", cfg.Bridge, "podCIDR", cfg.PodCIDR, "clusterCIDR", cfg.ClusterCIDR, "mtu", sys.mtu, "allocations", ipam.len())
 	return n, nil
+}
+
+// SetPodCIDRs gives the node its pod CIDR (Node spec.podCIDRs, or the
+// agent's configured CIDR while those are empty): the IPv4 one is used,
+// IPv6 ones are ignored (not supported yet). The first call on a Network
+// made without a PodCIDR sets up the node as New would; a later call with
+// a different CIDR moves the bridge to the new gateway, replaces the
+// rules and re-applies the last SyncRoutes peers. Pods set up before keep
+// their addresses until they are torn down, but lose their gateway: the
+// caller recreates them. Calling it again with the same CIDR does nothing
+// (or retries a node setup that failed). It returns ErrInvalid for a list
+// with no usable IPv4 CIDR, or one outside the cluster CIDR.
+//
+// The method matches the kubelet's optional PodCIDRSetter interface.
+func (n *Network) SetPodCIDRs(ctx context.Context, cidrs []string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("set pod CIDR: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return fmt.Errorf("set pod CIDR: %w", errClosed)
+	}
+	cidr, err := n.pickPodCIDRLocked(cidrs)
+	if err != nil {
+		return fmt.Errorf("set pod CIDR: %w", err)
+	}
+	if cidr == n.cfg.PodCIDR && n.nodeErr == nil {
+		return nil
+	}
+	if old := n.cfg.PodCIDR; old.IsValid() && old != cidr {
+		n.log.Warn("pod CIDR changed; pods set up before keep their addresses until recreated", "old", old, "new", cidr)
+	}
+	n.cfg.PodCIDR = cidr
+	n.ipam.setCIDR(cidr)
+	n.sys.setPodCIDR(cidr)
+	if err := n.setupNodeLocked(); err != nil {
+		return fmt.Errorf("set pod CIDR %s: %w", cidr, err)
+	}
+	n.log.Info("node network ready", "bridge", n.cfg.Bridge, "podCIDR", cidr, "clusterCIDR", n.cfg.ClusterCIDR, "mtu", n.sys.mtu, "allocations", n.ipam.len())
+	if err := n.syncRoutesLocked(); err != nil {
+		return fmt.Errorf("set pod CIDR %s: %w", cidr, err)
+	}
+	return nil
+}
+
+// pickPodCIDRLocked returns the one IPv4 CIDR of cidrs.
+func (n *Network) pickPodCIDRLocked(cidrs []string) (netip.Prefix, error) {
+	var v4 []netip.Prefix
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR: %w", c, ErrInvalid)
+		}
+		if p.Addr().Is4() {
+			v4 = append(v4, p)
+		} else {
+			n.log.Info("ignoring IPv6 pod CIDR (not supported yet)", "cidr", p)
+		}
+	}
+	if len(v4) != 1 {
+		return netip.Prefix{}, fmt.Errorf("need exactly one IPv4 pod CIDR, got %q: %w", cidrs, ErrInvalid)
+	}
+	if err := n.cfg.checkPodCIDR(v4[0]); err != nil {
+		return netip.Prefix{}, err
+	}
+	return v4[0], nil
+}
+
+// setupNodeLocked runs the node's setup and records its outcome.
+func (n *Network) setupNodeLocked() error {
+	n.nodeErr = n.sys.setupNode()
+	return n.nodeErr
 }
 
 var errClosed = errors.New("pod network is closed")
@@ -280,7 +379,7 @@ var errClosed = errors.New("pod network is closed")
 // Errors: ErrInvalid for a bad PodRef, an empty netnsPath, a file that is
 // not a network namespace or the host's own namespace; the operating
 // system's not-exist error when netnsPath does not exist; ErrExhausted
-// when no IP is free. A failed Setup leaves nothing behind: no links, no
+// when no IP is free; ErrNoPodCIDR before the node has a pod CIDR. A failed Setup leaves nothing behind: no links, no
 // allocation.
 func (n *Network) Setup(ctx context.Context, pod PodRef, netnsPath string) (Result, error) {
 	if pod.HostNetwork {
@@ -299,6 +398,14 @@ func (n *Network) Setup(ctx context.Context, pod PodRef, netnsPath string) (Resu
 	defer n.mu.Unlock()
 	if n.closed {
 		return Result{}, fmt.Errorf("set up network of %s: %w", pod, errClosed)
+	}
+	if !n.cfg.PodCIDR.IsValid() {
+		return Result{}, fmt.Errorf("set up network of %s: %w", pod, ErrNoPodCIDR)
+	}
+	if n.nodeErr != nil {
+		if err := n.setupNodeLocked(); err != nil {
+			return Result{}, fmt.Errorf("set up network of %s: node network: %w", pod, err)
+		}
 	}
 	res, err := n.setupLocked(pod, netnsPath)
 	if err != nil {
@@ -423,10 +530,11 @@ func (n *Network) Reconcile(ctx context.Context, live []string) ([]string, error
 // one route per peer, to its CIDR via its NodeIP (nodes share one L2
 // network: host-gw). Routes this package made earlier for CIDRs no
 // longer in peers are deleted; routes of others are never touched. A
-// peer whose CIDR is this node's own pod CIDR is skipped, so the caller
-// may pass every Node. The agent calls it with the full list whenever its
+// peer whose CIDR is this node's own pod CIDR, or whose NodeIP is one of
+// this host's addresses, is skipped, so the caller may pass every Node. The agent calls it with the full list whenever its
 // Node informer sees a node's spec.podCIDR or InternalIP change, or a
-// node come or go.
+// node come or go. Before the node has a pod CIDR, the list is kept and
+// applied by SetPodCIDRs.
 //
 // A bad peer (a CIDR outside the cluster CIDR or overlapping this node's,
 // a second NodeIP for one CIDR, an invalid address) is reported with
@@ -436,14 +544,36 @@ func (n *Network) SyncRoutes(ctx context.Context, peers []Peer) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sync pod routes: %w", err)
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return fmt.Errorf("sync pod routes: %w", errClosed)
+	}
+	n.peers = slices.Clone(peers)
+	if !n.cfg.PodCIDR.IsValid() {
+		return nil
+	}
+	if err := n.syncRoutesLocked(); err != nil {
+		return fmt.Errorf("sync pod routes: %w", err)
+	}
+	return nil
+}
+
+// syncRoutesLocked applies n.peers.
+func (n *Network) syncRoutesLocked() error {
+	local, err := n.sys.localAddrs()
+	if err != nil {
+		return err
+	}
 	want := map[netip.Prefix]Peer{}
 	var errs []error
-	for _, p := range peers {
+	for _, p := range n.peers {
 		if err := n.checkPeer(p); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if p.CIDR == n.cfg.PodCIDR {
+		if p.CIDR == n.cfg.PodCIDR || local[p.NodeIP] {
+			// This node (its Node object may still show an old CIDR).
 			continue
 		}
 		if other, dup := want[p.CIDR]; dup && other.NodeIP != p.NodeIP {
@@ -452,18 +582,10 @@ func (n *Network) SyncRoutes(ctx context.Context, peers []Peer) error {
 		}
 		want[p.CIDR] = p
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return fmt.Errorf("sync pod routes: %w", errClosed)
-	}
 	if err := n.sys.syncRoutes(want); err != nil {
 		errs = append(errs, err)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("sync pod routes: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // checkPeer validates one peer.

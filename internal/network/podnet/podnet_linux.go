@@ -47,7 +47,8 @@ type system struct {
 // openSystem opens handles on the host's network namespace and works out
 // the MTU.
 func openSystem(cfg Config, log *slog.Logger) (*system, error) {
-	s := &system{cfg: cfg, log: log, hostNSPath: cfg.HostNetNS, gateway: gatewayOf(cfg.PodCIDR)}
+	s := &system{cfg: cfg, log: log, hostNSPath: cfg.HostNetNS}
+	s.setPodCIDR(cfg.PodCIDR)
 	if s.hostNSPath == "" {
 		// The thread group leader's namespace: the process's, whatever
 		// namespace the calling thread may be in.
@@ -68,6 +69,12 @@ func openSystem(cfg Config, log *slog.Logger) (*system, error) {
 		s.mtu = s.defaultRouteMTU()
 	}
 	return s, nil
+}
+
+// setPodCIDR changes the pod CIDR the next setupNode and plumb use.
+func (s *system) setPodCIDR(cidr netip.Prefix) {
+	s.cfg.PodCIDR = cidr
+	s.gateway = gatewayOf(cidr)
 }
 
 func (s *system) close() {
@@ -423,6 +430,9 @@ func (s *system) plumb(p *podNS, a allocation) (Result, error) {
 		if _, berr := s.ensureBridge(); berr != nil {
 			return Result{}, berr
 		}
+		// The failed attempt may have left the pair behind (the kernel
+		// makes the links before it looks at the master).
+		s.unplumb(a.SandboxID, p)
 		veth = newVeth()
 		err = s.nl.LinkAdd(veth)
 	}
@@ -531,6 +541,19 @@ func isHostVethName(name string) bool {
 		return false
 	}
 	return strings.Trim(rest, "0123456789abcdef") == ""
+}
+
+// localAddrs returns the host's IPv4 addresses.
+func (s *system) localAddrs() (map[netip.Addr]bool, error) {
+	addrs, err := s.nl.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return nil, fmt.Errorf("list host addresses: %w", err)
+	}
+	out := make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
+		out[addrOf(a.IP)] = true
+	}
+	return out, nil
 }
 
 // syncRoutes makes the routes of this package match want.

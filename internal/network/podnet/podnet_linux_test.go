@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -136,6 +137,27 @@ func TestSetup_IsIdempotentAndRepairs(t *testing.T) {
 	if got := stateFiles(t, n.stateDir); !cmp.Equal(got, []string{"10.42.0.2"}) {
 		t.Errorf("allocations = %v, want one", got)
 	}
+
+	t.Run("bridge deleted under a running network", func(t *testing.T) {
+		br, err := n.nl.LinkByName(podnet.DefaultBridge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.nl.LinkDel(br); err != nil {
+			t.Fatal(err)
+		}
+		b := n.newPod(t, "b")
+		if err := ping(b.ns, b.res.Gateway); err != nil {
+			t.Errorf("new pod after the bridge was made again: %v", err)
+		}
+		// Pod a's port was detached with the bridge; Setup puts it back.
+		if _, err := n.net.Setup(context.Background(), a.ref, a.ns); err != nil {
+			t.Fatal(err)
+		}
+		if err := ping(a.ns, b.ip()); err != nil {
+			t.Errorf("old pod after repair: %v", err)
+		}
+	})
 }
 
 func TestSetup_HostNetworkPodIsSkipped(t *testing.T) {
@@ -679,4 +701,107 @@ func TestSetup_ConcurrentPodsGetDistinctAddresses(t *testing.T) {
 	if got := stateFiles(t, n.stateDir); len(got) != 0 {
 		t.Errorf("allocations after teardown = %v", got)
 	}
+}
+
+func TestSetPodCIDRs_LateAndChangingPodCIDR(t *testing.T) {
+	testutil.RequireRoot(t)
+	n := newNode(t, "10.42.0.0/24", func(c *podnet.Config) { c.PodCIDR = netip.Prefix{} })
+	ctx := context.Background()
+	if got := links(t, n.nl); !cmp.Equal(got, []string{"lo"}) {
+		t.Errorf("host links before a pod CIDR = %v, want only lo", got)
+	}
+	other := newNetNS(t)
+	connect(t, n.ns, other, "lan0", netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("198.51.100.2/24"))
+	peers := []podnet.Peer{
+		{Node: "self", CIDR: netip.MustParsePrefix("10.42.0.0/24"), NodeIP: netip.MustParseAddr("198.51.100.1")},
+		{Node: "other", CIDR: netip.MustParsePrefix("10.42.1.0/24"), NodeIP: netip.MustParseAddr("198.51.100.2")},
+	}
+
+	t.Run("before a pod CIDR", func(t *testing.T) {
+		if _, err := n.net.Setup(ctx, podnet.PodRef{SandboxID: "early"}, newNetNS(t)); !errors.Is(err, podnet.ErrNoPodCIDR) {
+			t.Errorf("Setup error = %v, want ErrNoPodCIDR", err)
+		}
+		if err := n.net.Teardown(ctx, "early", ""); err != nil {
+			t.Errorf("Teardown: %v", err)
+		}
+		if err := n.net.SyncRoutes(ctx, peers); err != nil {
+			t.Errorf("SyncRoutes: %v", err)
+		}
+		if got := podRoutes(t, n); len(got) != 0 {
+			t.Errorf("routes before a pod CIDR = %v, want none yet", got)
+		}
+	})
+
+	bad := []struct {
+		name  string
+		cidrs []string
+	}{
+		{"none", nil},
+		{"not a CIDR", []string{"bogus"}},
+		{"IPv6 only", []string{"fd00:42::/64"}},
+		{"two IPv4", []string{"10.42.0.0/24", "10.42.1.0/24"}},
+		{"outside the cluster", []string{"10.99.0.0/24"}},
+		{"host bits", []string{"10.42.0.1/24"}},
+	}
+	for _, tt := range bad {
+		t.Run("rejects "+tt.name, func(t *testing.T) {
+			err := n.net.SetPodCIDRs(ctx, tt.cidrs)
+			if !errors.Is(err, podnet.ErrInvalid) {
+				t.Fatalf("SetPodCIDRs(%q) = %v, want ErrInvalid", tt.cidrs, err)
+			}
+			t.Logf("error: %v", err)
+			if got := links(t, n.nl); slices.Contains(got, podnet.DefaultBridge) {
+				t.Errorf("a rejected CIDR made the bridge")
+			}
+		})
+	}
+
+	t.Run("first pod CIDR sets up the node and the routes", func(t *testing.T) {
+		if err := n.net.SetPodCIDRs(ctx, []string{"fd00:42::/64", "10.42.0.0/24"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.net.SetPodCIDRs(ctx, []string{"10.42.0.0/24"}); err != nil {
+			t.Fatalf("same CIDR again: %v", err)
+		}
+		if got, want := podRoutes(t, n), []string{"10.42.1.0/24 via 198.51.100.2"}; !cmp.Equal(got, want) {
+			t.Errorf("routes = %v, want %v", got, want)
+		}
+		p := n.newPod(t, "a")
+		if err := ping(p.ns, p.res.Gateway); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("changed pod CIDR moves the gateway, rules and routes", func(t *testing.T) {
+		if err := n.net.SetPodCIDRs(ctx, []string{"10.42.1.0/24"}); err != nil {
+			t.Fatal(err)
+		}
+		br, err := n.nl.LinkByName(podnet.DefaultBridge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs, err := n.nl.AddrList(br, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(addrs) != 1 || addrs[0].IPNet.String() != "10.42.1.1/24" {
+			t.Errorf("bridge addresses = %v, want only 10.42.1.1/24", addrs)
+		}
+		// The peers still show this node with its old CIDR (its Node
+		// not updated yet): skipped by its address. The other peer's
+		// CIDR is now this node's: skipped too.
+		if got := podRoutes(t, n); len(got) != 0 {
+			t.Errorf("routes = %v, want none", got)
+		}
+		if rules := dumpRules(t, n.ns); !strings.Contains(rules, "cmp eq reg 1 0x0a2a0100") {
+			t.Errorf("rules do not match the new pod CIDR:\n%s", rules)
+		}
+		p := n.newPod(t, "b")
+		if !netip.MustParsePrefix("10.42.1.0/24").Contains(p.ip()) {
+			t.Errorf("new pod got %s, want an address of 10.42.1.0/24", p.ip())
+		}
+		if err := ping(p.ns, p.res.Gateway); err != nil {
+			t.Error(err)
+		}
+	})
 }

@@ -18,6 +18,7 @@ func (p *podNS) close() {}
 func openSystem(Config, *slog.Logger) (*system, error) { return nil, ErrUnsupported }
 
 func (s *system) close()                                    {}
+func (s *system) setPodCIDR(netip.Prefix)                   {}
 func (s *system) setupNode() error                          { return ErrUnsupported }
 func (s *system) openPodNS(string) (*podNS, error)          { return nil, ErrUnsupported }
 func (s *system) plumbed(*podNS, allocation) (Result, bool) { return Result{}, false }
@@ -26,3 +27,4 @@ func (s *system) unplumb(string, *podNS)                    {}
 func (s *system) teardown(string, string) error             { return ErrUnsupported }
 func (s *system) deleteStrayVeths(map[string]bool) error    { return ErrUnsupported }
 func (s *system) syncRoutes(map[netip.Prefix]Peer) error    { return ErrUnsupported }
+func (s *system) localAddrs() (map[netip.Addr]bool, error)  { return nil, ErrUnsupported }
