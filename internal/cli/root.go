@@ -59,6 +59,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		newServerCommand(),
+		newAgentCommand(),
 		newCRICommand(),
 		newKubectlCommand(),
 		newVersionCommand(),
