@@ -477,10 +477,10 @@ func (n *Network) Teardown(ctx context.Context, sandboxID, netnsPath string) err
 
 // Reconcile garbage-collects the network of sandboxes that are gone: every
 // allocation whose sandbox is not in live is released and its veth
-// deleted, and veths on the bridge that no allocation accounts for are
-// deleted. The agent calls it on start, once it knows the runtime's
-// sandboxes, and may call it again at any time. It returns the sandbox
-// IDs it collected.
+// deleted; so are veths this package made that no allocation accounts
+// for, and allocations whose file was unreadable. The agent calls it on
+// start, once it knows the runtime's sandboxes, and may call it again at
+// any time. It returns the sandbox IDs it collected.
 func (n *Network) Reconcile(ctx context.Context, live []string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("reconcile pod network: %w", err)
@@ -511,7 +511,9 @@ func (n *Network) Reconcile(ctx context.Context, live []string) ([]string, error
 			continue
 		}
 		n.log.Info("collected network of a gone sandbox", "sandbox", a.SandboxID, "pod", a.Namespace+"/"+a.Name, "ip", a.IP)
-		collected = append(collected, a.SandboxID)
+		if a.SandboxID != "" {
+			collected = append(collected, a.SandboxID)
+		}
 	}
 	owned := map[string]bool{}
 	for _, a := range n.ipam.all() {

@@ -231,8 +231,8 @@ func (s *system) enableForwarding() error {
 	return nil
 }
 
-// The table's chains and rules. ruleset builds them; installRules sends
-// them in one transaction.
+// ruleset returns the node's nftables table, its chains and their rules
+// (by chain name), for installRules to send.
 func (s *system) ruleset() (*nftables.Table, []*nftables.Chain, map[string][]*nftables.Rule) {
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
 	post := &nftables.Chain{
@@ -294,15 +294,6 @@ func (s *system) nftConn() (*nftables.Conn, error) {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
 	return c, nil
-}
-
-// dumpRules returns the table as the kernel holds it (nft.Dump's text).
-func (s *system) dumpRules() (string, error) {
-	c, err := s.nftConn()
-	if err != nil {
-		return "", err
-	}
-	return nft.Dump(c, nftables.TableFamilyINet, TableName)
 }
 
 // podNS is an open pod network namespace.

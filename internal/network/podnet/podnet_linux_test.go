@@ -290,6 +290,15 @@ func TestReconcile_CollectsGoneSandboxes(t *testing.T) {
 		}
 	}
 
+	// An allocation a crash left unreadable, found on restart.
+	if err := os.WriteFile(filepath.Join(n.stateDir, "10.42.0.200"), []byte(`{"ip":"10.4`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.net.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n.start(t)
+
 	collected, err := n.net.Reconcile(ctx, []string{a.ref.SandboxID})
 	if err != nil {
 		t.Fatal(err)
