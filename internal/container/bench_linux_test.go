@@ -286,7 +286,6 @@ func BenchmarkMonitorMemory(b *testing.B) {
 	h := newHarness(b)
 	pod := h.runPod("mem")
 	rec := h.monitor()
-	warm := h.warmInits(rec.Pid)
 	time.Sleep(300 * time.Millisecond)
 	before := smaps(b, rec.Pid)
 	const n = 20
@@ -298,7 +297,12 @@ func BenchmarkMonitorMemory(b *testing.B) {
 	per := func(k string) float64 { return (after[k] - before[k]) / n / 1024 }
 	b.Logf("monitor growth per running container (%d containers): RSS %.3f MB, PSS %.3f MB, private %.3f MB", n, per("Rss"), per("Pss"), per("Private"))
 	b.Logf("monitor itself: RSS %.2f MB, PSS %.2f MB, private %.2f MB", after["Rss"]/1024, after["Pss"]/1024, after["Private"]/1024)
-	for _, w := range warm {
+	// The monitor's children outside any container cgroup are its warm
+	// inits.
+	for _, w := range h.warmInits(rec.Pid) {
+		if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", w)); err != nil || strings.Contains(string(cg), "/"+h.parent+"/") {
+			continue
+		}
 		m := smaps(b, w)
 		b.Logf("warm init %d: RSS %.2f MB, PSS %.2f MB, private %.2f MB", w, m["Rss"]/1024, m["Pss"]/1024, m["Private"]/1024)
 	}
@@ -312,7 +316,7 @@ func BenchmarkMonitorMemory(b *testing.B) {
 func smaps(b *testing.B, pid int) map[string]float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
-		b.Fatal(err)
+		b.Logf("read memory of %d: %v", pid, err)
 	}
 	out := map[string]float64{}
 	for _, l := range strings.Split(string(data), "\n") {
