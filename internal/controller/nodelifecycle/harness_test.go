@@ -97,7 +97,7 @@ func tolerations(ts ...corev1.Toleration) podOpt {
 	return func(p *corev1.Pod) { p.Spec.Tolerations = ts }
 }
 func podPhase(ph corev1.PodPhase) podOpt { return func(p *corev1.Pod) { p.Status.Phase = ph } }
-func noReadyCondition(p *corev1.Pod)      { p.Status.Conditions = nil }
+func noReadyCondition(p *corev1.Pod)     { p.Status.Conditions = nil }
 func annotated(k, v string) podOpt {
 	return func(p *corev1.Pod) { p.Annotations = map[string]string{k: v} }
 }

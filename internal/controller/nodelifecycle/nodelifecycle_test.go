@@ -180,7 +180,7 @@ func TestController(t *testing.T) {
 				for _, n := range []string{"a", "b", "c", "y"} {
 					h.renew(n)
 				}
-				h.monitor() // ... and are queued for taints
+				h.monitor()   // ... and are queued for taints
 				h.taintPass() // one per zone
 				h.at(46*time.Second + 100*time.Millisecond)
 				h.taintPass() // none: 0.1 nodes per second
@@ -289,7 +289,9 @@ func TestController(t *testing.T) {
 }
 
 func TestComputeZoneState(t *testing.T) {
-	cond := func(s corev1.ConditionStatus) *corev1.NodeCondition { return &corev1.NodeCondition{Type: corev1.NodeReady, Status: s} }
+	cond := func(s corev1.ConditionStatus) *corev1.NodeCondition {
+		return &corev1.NodeCondition{Type: corev1.NodeReady, Status: s}
+	}
 	T, F, U := cond(corev1.ConditionTrue), cond(corev1.ConditionFalse), cond(corev1.ConditionUnknown)
 	tests := []struct {
 		name  string
