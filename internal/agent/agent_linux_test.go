@@ -1,0 +1,463 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/client-go/transport/spdy"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/streaming/pkg/httpstream"
+
+	"github.com/skiff-sh/skiff/internal/auth/pki"
+	"github.com/skiff-sh/skiff/internal/kubelet/server"
+	"github.com/skiff-sh/skiff/internal/kubelet/volume"
+	"github.com/skiff-sh/skiff/internal/sys/cgroups"
+	"github.com/skiff-sh/skiff/internal/sys/mount"
+	"github.com/skiff-sh/skiff/internal/sys/ns"
+	"github.com/skiff-sh/skiff/internal/testserver"
+	"github.com/skiff-sh/skiff/internal/testutil"
+	"github.com/skiff-sh/skiff/internal/testutil/testimage"
+)
+
+func randomName(prefix string) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	defer func() { recover() }()
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// node is an agent against a test API server, with its pod network in a
+// network namespace of its own and its pods under a cgroup parent of
+// its own.
+type node struct {
+	agent   *Agent
+	client  kubernetes.Interface
+	kubelet *rest.Config // an API-server-like client of the kubelet API
+	image   string
+}
+
+func startNode(t *testing.T) *node {
+	t.Helper()
+	testutil.RequireRoot(t)
+	ts := testserver.Start(t)
+	client := kubernetes.NewForConfigOrDie(ts.Config)
+
+	netnsDir := t.TempDir()
+	paths, err := ns.Pin(netnsDir, []ns.Type{ns.Net}, ns.LoopbackUp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Unpin(paths[ns.Net]) })
+
+	reg := testimage.NewRegistry(t, testimage.RegistryOptions{})
+	ref := testimage.Toolbox(t).Push(t, reg, "toolbox:1")
+
+	root, logs := t.TempDir(), t.TempDir()
+	parent := randomName("skiff-test-agent-")
+	port := freePort(t)
+	a, err := New(Config{
+		NodeName: randomName("node-"), Client: ts.Config, RootDir: root, PodLogsDir: logs,
+		CgroupParent: parent, PodCIDR: "10.42.7.0/24", PodNetworkNetNS: paths[ns.Net],
+		NodeIP: net.IPv4(127, 0, 0, 1), KubeletAddress: "127.0.0.1", KubeletPort: port,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	n := &node{agent: a, client: client, image: ref}
+	t.Cleanup(func() { n.cleanup(t, cancel, done, root, parent) })
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("agent not ready after 60s")
+	}
+
+	// The kubelet API's caller: a certificate for the API server's
+	// kubelet client identity from the cluster CA.
+	bundle, err := pki.Ensure(pki.Config{Dir: ts.DataDir + "/tls"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := bundle.CA.IssueClient(server.DefaultAPIServerUser, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.kubelet = &rest.Config{
+		Host: "https://" + a.KubeletAddr().String(),
+		// The kubelet's certificate is self-signed here.
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true, CertData: kp.CertPEM, KeyData: kp.KeyPEM},
+	}
+	return n
+}
+
+// cleanup deletes every pod, waits for the agent to tear them down, stops
+// the agent and checks nothing is left: sandboxes, mounts, cgroups.
+func (n *node) cleanup(t *testing.T, cancel func(), done chan error, root, parent string) {
+	ctx := context.Background()
+	pods, _ := n.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	grace := int64(1)
+	for _, p := range pods.Items {
+		n.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		pods, err := n.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		if err == nil && len(pods.Items) == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Whatever the kubelet did not remove goes through the CRI and the
+	// volume manager directly, so that the test leaves nothing behind.
+	n.removeLeftovers(t, root)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("agent did not stop")
+	}
+	mounts, _ := mount.Self()
+	if left := mount.Under(mounts, root); len(left) > 0 {
+		t.Errorf("mounts left under the agent's root: %v", left)
+		mount.UnmountAll(root)
+	}
+	if cg, err := cgroups.New(cgroups.Config{Parent: parent}); err == nil {
+		if c, err := cg.Open(""); err == nil {
+			kctx, kcancel := context.WithTimeout(ctx, 10*time.Second)
+			c.Kill(kctx)
+			if err := c.Remove(kctx); err != nil {
+				t.Errorf("cleanup: cgroup %s: %v", parent, err)
+			}
+			kcancel()
+		}
+	}
+}
+
+func (n *node) removeLeftovers(t *testing.T, root string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := grpc.NewClient("unix://"+n.agent.CRISocket(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	resp, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	for _, sb := range resp.GetItems() {
+		t.Logf("cleanup: removing sandbox %s of pod %s/%s the kubelet left", sb.Id, sb.GetMetadata().GetNamespace(), sb.GetMetadata().GetName())
+		rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
+		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			t.Errorf("cleanup: remove sandbox %s: %v", sb.Id, err)
+		}
+	}
+	vm, err := volume.New(volume.Config{RootDir: root})
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	uids, _ := vm.PodsOnDisk()
+	for _, uid := range uids {
+		if err := vm.TearDown(ctx, uid); err != nil {
+			t.Errorf("cleanup: volumes of pod %s: %v", uid, err)
+		}
+	}
+}
+
+func (n *node) waitRunning(t *testing.T, ns, name string) *corev1.Pod {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var last *corev1.Pod
+	for time.Now().Before(deadline) {
+		p, err := n.client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil {
+			last = p
+			if p.Status.Phase == corev1.PodRunning {
+				ready := true
+				for _, cs := range p.Status.ContainerStatuses {
+					ready = ready && cs.State.Running != nil
+				}
+				if ready {
+					return p
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("pod %s/%s not running: %+v", ns, name, last.Status)
+	return nil
+}
+
+// exec runs a command in a container through the kubelet API.
+func (n *node) exec(t *testing.T, newExec func(*rest.Config, *url.URL) (remotecommand.Executor, error), ns, pod, ctr string, cmd ...string) (string, string, error) {
+	t.Helper()
+	q := url.Values{"stdout": {"1"}, "stderr": {"1"}, "command": cmd}
+	u, _ := url.Parse(fmt.Sprintf("%s/exec/%s/%s/%s?%s", n.kubelet.Host, ns, pod, ctr, q.Encode()))
+	ex, err := newExec(n.kubelet, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut})
+	return out.String(), errOut.String(), err
+}
+
+func spdyExec(cfg *rest.Config, u *url.URL) (remotecommand.Executor, error) {
+	return remotecommand.NewSPDYExecutor(cfg, "POST", u)
+}
+
+// kubectlExec is what kubectl 1.37 does: WebSocket v5 first, SPDY when
+// the upgrade fails.
+func kubectlExec(cfg *rest.Config, u *url.URL) (remotecommand.Executor, error) {
+	ws, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
+	if err != nil {
+		return nil, err
+	}
+	sp, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
+	if err != nil {
+		return nil, err
+	}
+	return remotecommand.NewFallbackExecutor(ws, sp, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+}
+
+func TestAgent_RunsPodWithVolumesAndServesTheKubeletAPI(t *testing.T) {
+	n := startNode(t)
+	ctx := context.Background()
+	const nsName = "default"
+	mustCreate := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := n.client.CoreV1().ConfigMaps(nsName).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Data: map[string]string{"app.conf": "color=blue\n"}}, metav1.CreateOptions{})
+	mustCreate(err)
+	_, err = n.client.CoreV1().Secrets(nsName).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, StringData: map[string]string{"password": "hunter2"}}, metav1.CreateOptions{})
+	mustCreate(err)
+	_, err = n.client.CoreV1().ServiceAccounts(nsName).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "builder"}}, metav1.CreateOptions{})
+	mustCreate(err)
+	expiry := int64(3600)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{
+			NodeName:           n.agent.NodeName(),
+			ServiceAccountName: "builder",
+			Containers: []corev1.Container{{
+				Name: "server", Image: n.image, Command: []string{"serve-tcp", "8080"},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "config", MountPath: "/etc/app"},
+					{Name: "secret", MountPath: "/etc/secret"},
+					{Name: "projected", MountPath: "/var/run/info"},
+					{Name: "scratch", MountPath: "/scratch"},
+					{Name: "config", MountPath: "/app.conf", SubPath: "app.conf"},
+				},
+			}},
+			Volumes: []corev1.Volume{
+				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}}}},
+				{Name: "secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds", DefaultMode: new(int32(0o400))}}},
+				{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+				{Name: "projected", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", Audience: "vault", ExpirationSeconds: &expiry}},
+					{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{
+						{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}},
+					}}},
+					{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}, Items: []corev1.KeyToPath{{Key: "app.conf", Path: "conf/app.conf"}}}},
+				}}}},
+			},
+		},
+	}
+	_, err = n.client.CoreV1().Pods(nsName).Create(ctx, pod, metav1.CreateOptions{})
+	mustCreate(err)
+	running := n.waitRunning(t, nsName, "web")
+	if running.Status.PodIP == "" || !strings.HasPrefix(running.Status.PodIP, "10.42.7.") {
+		t.Errorf("pod IP %q, want one from 10.42.7.0/24", running.Status.PodIP)
+	}
+
+	t.Run("volumes have the right content inside the container", func(t *testing.T) {
+		tests := []struct {
+			path, want string
+		}{
+			{"/etc/app/app.conf", "color=blue\n"},
+			{"/app.conf", "color=blue\n"},
+			{"/etc/secret/password", "hunter2"},
+			{"/var/run/info/labels", `app="web"`},
+			{"/var/run/info/conf/app.conf", "color=blue\n"},
+		}
+		for _, tc := range tests {
+			out, errOut, err := n.exec(t, spdyExec, nsName, "web", "server", "cat", tc.path)
+			if err != nil || out != tc.want {
+				t.Errorf("cat %s = %q (stderr %q, err %v), want %q", tc.path, out, errOut, err, tc.want)
+			}
+		}
+		out, _, err := n.exec(t, spdyExec, nsName, "web", "server", "cat", "/var/run/info/token")
+		if err != nil || strings.Count(out, ".") != 2 {
+			t.Errorf("token = %q, %v: want a JWT", out, err)
+		}
+		out, _, err = n.exec(t, spdyExec, nsName, "web", "server", "stat", "/etc/secret/..data/password")
+		if err != nil || !strings.Contains(out, " 0400 ") {
+			t.Errorf("stat of the secret file: %q, %v; want mode 0400", out, err)
+		}
+		out, _, err = n.exec(t, spdyExec, nsName, "web", "server", "mounts")
+		if err != nil || !strings.Contains(out, "/scratch") || !strings.Contains(out, "tmpfs") {
+			t.Errorf("mounts: %q, %v; want a tmpfs at /scratch", out, err)
+		}
+	})
+
+	t.Run("configmap changes reach the running pod", func(t *testing.T) {
+		cm, err := n.client.CoreV1().ConfigMaps(nsName).Get(ctx, "app", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["app.conf"] = "color=green\n"
+		if _, err := n.client.CoreV1().ConfigMaps(nsName).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, _, _ := n.exec(t, spdyExec, nsName, "web", "server", "cat", "/etc/app/app.conf")
+			if out == "color=green\n" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("volume still has %q", out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	t.Run("exec as kubectl does", func(t *testing.T) {
+		out, _, err := n.exec(t, kubectlExec, nsName, "web", "server", "echo", "hello", "there")
+		if err != nil || out != "hello there\n" {
+			t.Errorf("echo = %q, %v", out, err)
+		}
+		_, _, err = n.exec(t, kubectlExec, nsName, "web", "server", "exit", "7")
+		if err == nil || !strings.Contains(err.Error(), "7") {
+			t.Errorf("exit 7: err %v", err)
+		}
+	})
+
+	t.Run("logs", func(t *testing.T) {
+		hc, err := rest.HTTPClientFor(n.kubelet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Get(n.kubelet.Host + "/containerLogs/default/web/server?tailLines=10")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "serve-tcp: listening on") {
+			t.Errorf("logs: %d %q", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("port-forward", func(t *testing.T) {
+		u, _ := url.Parse(n.kubelet.Host + "/portForward/default/web")
+		tr, upgrader, err := spdy.RoundTripperFor(n.kubelet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dialer := spdy.NewDialer(upgrader, &http.Client{Transport: tr}, "POST", u)
+		stop, ready := make(chan struct{}), make(chan struct{})
+		fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:8080"}, stop, ready, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- fw.ForwardPorts() }()
+		defer close(stop)
+		select {
+		case <-ready:
+		case err := <-errc:
+			t.Fatalf("port-forward: %v", err)
+		}
+		ports, err := fw.GetPorts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0].Local), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping\n" {
+			t.Errorf("echo through port-forward: %q, %v", buf, err)
+		}
+	})
+
+	t.Run("stats", func(t *testing.T) {
+		hc, err := rest.HTTPClientFor(n.kubelet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{"/stats/summary", "/metrics/resource"} {
+			resp, err := hc.Get(n.kubelet.Host + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "web") {
+				t.Errorf("%s: %d %.400s", path, resp.StatusCode, body)
+			}
+		}
+	})
+}
