@@ -227,11 +227,14 @@ func (q *request) list() {
 			q.fail(err)
 			return
 		} else {
+			listMeta.ResourceVersion = strconv.FormatInt(rev, 10)
+			if q.writeCachedList(items, listMeta) {
+				return
+			}
 			objs = make([]runtime.Object, len(items))
 			for i, it := range items {
 				objs[i] = it.Object
 			}
-			listMeta.ResourceVersion = strconv.FormatInt(rev, 10)
 		}
 	}
 	if fromEtcd {

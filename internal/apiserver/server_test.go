@@ -117,7 +117,9 @@ type testEnv struct {
 	url    string
 }
 
-func startTestServer(t *testing.T) *testEnv {
+func startTestServer(t *testing.T) *testEnv { return startTestServerB(t) }
+
+func startTestServerB(t testing.TB) *testEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e, err := storage.StartEmbedded(ctx, storage.EmbeddedConfig{Dir: t.TempDir()})
