@@ -36,6 +36,9 @@ type instance struct {
 
 	factory      informers.SharedInformerFactory
 	podStore     toolscache.Store
+	// handlers are the event handler registrations; scheduling starts
+	// once each has seen the initial list.
+	handlers     []toolscache.ResourceEventHandlerRegistration
 	eventsClient kubernetes.Interface
 	broadcaster  record.EventBroadcaster
 	recorder     record.EventRecorder
@@ -107,20 +110,45 @@ func newInstance(cfg *Config, client kubernetes.Interface) (*instance, error) {
 }
 
 // stripForCache drops what the scheduler never reads before informers
-// store objects: managed fields, and the last-applied annotation that
-// doubles the size of applied objects.
+// store objects: managed fields and the last-applied annotation on every
+// object; on pods also volumes, container environments, commands,
+// mounts, probes, lifecycle hooks and container statuses. A pod's
+// requests, ports, images, affinity, tolerations and the rest of its
+// scheduling fields stay. Status patches are computed between two
+// stripped copies, so what is dropped here is never written back.
 func stripForCache(obj any) (any, error) {
-	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
-		if a := m.GetAnnotations(); a != nil {
-			if _, ok := a[v1.LastAppliedConfigAnnotation]; ok {
-				a = maps.Clone(a)
-				delete(a, v1.LastAppliedConfigAnnotation)
-				m.SetAnnotations(a)
-			}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return obj, nil
+	}
+	m.SetManagedFields(nil)
+	if a := m.GetAnnotations(); a != nil {
+		if _, ok := a[v1.LastAppliedConfigAnnotation]; ok {
+			a = maps.Clone(a)
+			delete(a, v1.LastAppliedConfigAnnotation)
+			m.SetAnnotations(a)
 		}
 	}
+	if pod, ok := obj.(*v1.Pod); ok {
+		pod.Spec.Volumes = nil
+		stripContainers(pod.Spec.InitContainers)
+		stripContainers(pod.Spec.Containers)
+		pod.Spec.EphemeralContainers = nil
+		pod.Status.InitContainerStatuses = nil
+		pod.Status.ContainerStatuses = nil
+		pod.Status.EphemeralContainerStatuses = nil
+	}
 	return obj, nil
+}
+
+func stripContainers(cs []v1.Container) {
+	for i := range cs {
+		c := &cs[i]
+		c.Command, c.Args, c.Env, c.EnvFrom = nil, nil, nil, nil
+		c.VolumeMounts, c.VolumeDevices = nil, nil
+		c.LivenessProbe, c.ReadinessProbe, c.StartupProbe, c.Lifecycle = nil, nil, nil, nil
+		c.SecurityContext = nil
+	}
 }
 
 // run starts the informers, waits for them to sync, and schedules until
@@ -143,6 +171,16 @@ func (in *instance) run(ctx context.Context) error {
 			}
 			return fmt.Errorf("scheduler: informer for %v did not sync", typ)
 		}
+	}
+	// The stores are full; wait until the handlers have also seen every
+	// node and pod, or the first pods would be scheduled against a
+	// partial cache.
+	synced := make([]toolscache.InformerSynced, len(in.handlers))
+	for i, h := range in.handlers {
+		synced[i] = h.HasSynced
+	}
+	if !toolscache.WaitForCacheSync(ctx.Done(), synced...) {
+		return ctx.Err()
 	}
 	nodes, pods, _ := in.cache.Counts()
 	a, b, u := in.queue.Counts()
@@ -198,7 +236,7 @@ func (in *instance) addHandlers(events kubernetes.Interface) {
 		})
 	})
 	in.podStore = podInformer.GetStore()
-	_, _ = podInformer.AddEventHandler(toolscache.FilteringResourceEventHandler{
+	in.addHandler(podInformer, toolscache.FilteringResourceEventHandler{
 		FilterFunc: func(obj any) bool {
 			p, ok := podOf(obj)
 			return ok && assigned(p)
@@ -213,7 +251,7 @@ func (in *instance) addHandlers(events kubernetes.Interface) {
 			},
 		},
 	})
-	_, _ = podInformer.AddEventHandler(toolscache.FilteringResourceEventHandler{
+	in.addHandler(podInformer, toolscache.FilteringResourceEventHandler{
 		FilterFunc: func(obj any) bool {
 			p, ok := podOf(obj)
 			return ok && !assigned(p) && p.Spec.SchedulerName == in.cfg.SchedulerName
@@ -229,7 +267,7 @@ func (in *instance) addHandlers(events kubernetes.Interface) {
 		},
 	})
 	nodeInformer := in.factory.Core().V1().Nodes().Informer()
-	_, _ = nodeInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	in.addHandler(nodeInformer, toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { in.onNodeAdd(obj.(*v1.Node)) },
 		UpdateFunc: func(old, obj any) { in.onNodeUpdate(old.(*v1.Node), obj.(*v1.Node)) },
 		DeleteFunc: func(obj any) {
@@ -239,6 +277,16 @@ func (in *instance) addHandlers(events kubernetes.Interface) {
 		},
 	})
 	in.fw.Handle().Namespaces = in.factory.Core().V1().Namespaces().Lister()
+}
+
+func (in *instance) addHandler(inf toolscache.SharedIndexInformer, h toolscache.ResourceEventHandler) {
+	reg, err := inf.AddEventHandler(h)
+	if err != nil {
+		// Only an informer that already stopped refuses handlers; this
+		// one has not started.
+		panic(fmt.Sprintf("scheduler: add event handler: %v", err))
+	}
+	in.handlers = append(in.handlers, reg)
 }
 
 func (in *instance) onAssignedPodAdd(pod *v1.Pod) {

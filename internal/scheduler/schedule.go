@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 
+	"github.com/skiff-sh/skiff/internal/scheduler/cache"
 	"github.com/skiff-sh/skiff/internal/scheduler/framework"
 	"github.com/skiff-sh/skiff/internal/scheduler/queue"
 )
@@ -37,7 +38,7 @@ type Decision struct {
 // record why it fits nowhere (preempting if that helps) and requeue it.
 func (in *instance) scheduleOne(ctx context.Context, qp *queue.QueuedPodInfo) {
 	pod := qp.Pod
-	if pod.DeletionTimestamp != nil || in.cache.IsAssumedPod(pod) {
+	if in.skip(pod) {
 		in.queue.Done(pod.UID)
 		return
 	}
@@ -72,6 +73,11 @@ func (in *instance) scheduleOne(ctx context.Context, qp *queue.QueuedPodInfo) {
 	assumed.Pod = pod.DeepCopy()
 	assumed.Pod.Spec.NodeName = d.Node
 	if err := in.cache.AssumePod(&assumed); err != nil {
+		if errors.Is(err, cache.ErrPodAssumed) {
+			// Already placed: a binding that timed out had succeeded.
+			in.queue.Done(pod.UID)
+			return
+		}
 		in.fail(ctx, qp, podCycle, err, nil)
 		return
 	}
@@ -92,6 +98,24 @@ func (in *instance) scheduleOne(ctx context.Context, qp *queue.QueuedPodInfo) {
 		defer in.async.Done()
 		in.bind(ctx, state, qp, &assumed, d.Node)
 	}()
+}
+
+// skip reports whether a popped pod must not be scheduled: it is being
+// deleted, already assumed, or the informer knows it is gone, bound or
+// replaced (a pod requeued after a binding that timed out but took).
+func (in *instance) skip(pod *v1.Pod) bool {
+	if pod.DeletionTimestamp != nil || in.cache.IsAssumedPod(pod) {
+		return true
+	}
+	if in.podStore == nil {
+		return false
+	}
+	obj, ok, err := in.podStore.GetByKey(key(pod))
+	if err != nil || !ok {
+		return err == nil
+	}
+	cur, isPod := obj.(*v1.Pod)
+	return !isPod || cur.UID != pod.UID || cur.Spec.NodeName != "" || cur.DeletionTimestamp != nil
 }
 
 // reserveError turns a Reserve rejection into a FitError naming it.

@@ -330,12 +330,14 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *CycleState, pod 
 			plugins = append(plugins, i)
 		}
 	}
-	out := make([]NodePluginScores, len(nodes))
 	// byPlugin[j][i] is plugin j's score of node i: normalization works
-	// on one plugin's scores of all nodes.
+	// on one plugin's scores of all nodes. One backing array each for
+	// the raw and the per-node scores keeps a cycle to a few
+	// allocations.
+	raw := make([]NodeScore, len(plugins)*len(nodes))
 	byPlugin := make([][]NodeScore, len(plugins))
 	for j := range byPlugin {
-		byPlugin[j] = make([]NodeScore, len(nodes))
+		byPlugin[j] = raw[j*len(nodes) : (j+1)*len(nodes)]
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -372,8 +374,10 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *CycleState, pod 
 			byPlugin[j][i].Score = sc * w
 		}
 	}
+	out := make([]NodePluginScores, len(nodes))
+	perNode := make([]PluginScore, len(nodes)*len(plugins))
 	for i := range nodes {
-		out[i] = NodePluginScores{Name: nodes[i].Node().Name, Scores: make([]PluginScore, len(plugins))}
+		out[i] = NodePluginScores{Name: nodes[i].Node().Name, Scores: perNode[i*len(plugins) : (i+1)*len(plugins) : (i+1)*len(plugins)]}
 		for j, pi := range plugins {
 			sc := byPlugin[j][i].Score
 			out[i].Scores[j] = PluginScore{Name: f.score[pi].Name(), Score: sc}

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -115,7 +116,7 @@ type Queue struct {
 	moveRequestCycle int64
 	closed           bool
 
-	nominator nominator
+	nominator *nominator
 }
 
 // New returns an empty queue.
@@ -518,13 +519,16 @@ var _ framework.Nominator = (*Queue)(nil)
 // nominator indexes nominated pods by node. It has its own lock: filters
 // read it from many goroutines while the queue lock is busy with events.
 type nominator struct {
+	// count is the number of nominated pods, read without the lock so
+	// that filters skip it entirely in the common case of none.
+	count  atomic.Int64
 	mu     sync.RWMutex
 	byNode map[string][]*framework.PodInfo // guarded by mu
 	nodeOf map[types.UID]string            // guarded by mu
 }
 
-func newNominator() nominator {
-	return nominator{byNode: map[string][]*framework.PodInfo{}, nodeOf: map[types.UID]string{}}
+func newNominator() *nominator {
+	return &nominator{byNode: map[string][]*framework.PodInfo{}, nodeOf: map[types.UID]string{}}
 }
 
 // update follows a pod's status.nominatedNodeName: a name in the API
@@ -547,6 +551,7 @@ func (n *nominator) add(pi *framework.PodInfo, node string) {
 	n.deleteLocked(pi.Pod.UID)
 	n.byNode[node] = append(n.byNode[node], pi)
 	n.nodeOf[pi.Pod.UID] = node
+	n.count.Add(1)
 }
 
 func (n *nominator) delete(uid types.UID) {
@@ -561,6 +566,7 @@ func (n *nominator) deleteLocked(uid types.UID) {
 		return
 	}
 	delete(n.nodeOf, uid)
+	n.count.Add(-1)
 	pods := n.byNode[node]
 	for i, p := range pods {
 		if p.Pod.UID == uid {
@@ -576,6 +582,9 @@ func (n *nominator) deleteLocked(uid types.UID) {
 }
 
 func (n *nominator) forNode(node string) []*framework.PodInfo {
+	if n.count.Load() == 0 {
+		return nil
+	}
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	pods := n.byNode[node]
