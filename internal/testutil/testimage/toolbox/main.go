@@ -130,7 +130,11 @@ func sleep(args []string) int {
 		return fail("usage: sleep SECONDS|infinity")
 	}
 	if args[0] == "infinity" || args[0] == "inf" {
-		select {}
+		// Not select{}: with no other goroutine the runtime would report
+		// a deadlock and exit.
+		for {
+			time.Sleep(time.Hour)
+		}
 	}
 	d, err := time.ParseDuration(args[0])
 	if err != nil {
