@@ -248,4 +248,3 @@ func TestScheduler_Decisions(t *testing.T) {
 		})
 	}
 }
-

@@ -34,8 +34,8 @@ type instance struct {
 	log    *slog.Logger
 	client kubernetes.Interface
 
-	factory      informers.SharedInformerFactory
-	podStore     toolscache.Store
+	factory  informers.SharedInformerFactory
+	podStore toolscache.Store
 	// handlers are the event handler registrations; scheduling starts
 	// once each has seen the initial list.
 	handlers     []toolscache.ResourceEventHandlerRegistration
