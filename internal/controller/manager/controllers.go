@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 )
 
@@ -12,6 +13,9 @@ func builtins() []Controller {
 	return []Controller{
 		{Name: "replicaset", New: func(d Deps) (Runner, error) {
 			return replicaset.New(replicaset.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "deployment", New: func(d Deps) (Runner, error) {
+			return deployment.New(deployment.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
 		}},
 	}
 }
