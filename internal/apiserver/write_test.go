@@ -156,7 +156,8 @@ func TestBadInput_IsRejectedAndNothingChanges(t *testing.T) {
 		{"not found", "GET", "/api/v1/namespaces/default/pods/nope", "", "", 404, metav1.StatusReasonNotFound, `pods "nope" not found`},
 		{"missing namespace", "POST", "/api/v1/namespaces/nope/configmaps", "application/json", `{"metadata":{"name":"x"}}`, 404, metav1.StatusReasonNotFound, `namespaces "nope" not found`},
 		{"unsupported media type", "POST", "/api/v1/namespaces/default/configmaps", "text/plain", `x`, 415, metav1.StatusReasonUnsupportedMediaType, ""},
-		{"unsupported verb", "POST", "/api/v1/namespaces/default/pods/keep/binding/x", "application/json", `{}`, 404, metav1.StatusReasonNotFound, ""},
+		{"unknown subresource path", "POST", "/api/v1/namespaces/default/pods/keep/binding/x", "application/json", `{}`, 404, metav1.StatusReasonNotFound, ""},
+		{"unsupported verb on a subresource", "PATCH", "/api/v1/namespaces/default/pods/keep/binding", "application/merge-patch+json", `{}`, 405, metav1.StatusReasonMethodNotAllowed, "not supported"},
 		{"bad label selector", "GET", "/api/v1/pods?labelSelector=a%20in%20(", "", "", 400, metav1.StatusReasonBadRequest, ""},
 		{"unsupported field selector", "GET", "/api/v1/pods?fieldSelector=spec.bogus%3Dx", "", "", 400, metav1.StatusReasonBadRequest, "field label not supported: spec.bogus"},
 	}

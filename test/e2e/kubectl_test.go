@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,14 @@ func TestKubectl_EverydayCommands(t *testing.T) {
 		writeFile(t, dir, "web.yaml", updated)
 		contains(t, c.mustKubectl(t, "apply", "-f", manifest), "deployment.apps/web configured")
 		contains(t, c.mustKubectl(t, "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"), "3")
+		if ip := c.mustKubectl(t, "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"); !strings.HasPrefix(ip, "10.43.") {
+			t.Fatalf("service web got cluster IP %q", ip)
+		}
+		c.mustKubectl(t, "create", "service", "nodeport", "np", "--tcp=80:8080")
+		port := c.mustKubectl(t, "get", "svc", "np", "-o", "jsonpath={.spec.ports[0].nodePort}")
+		if n, err := strconv.Atoi(port); err != nil || n < 30000 || n > 32767 {
+			t.Fatalf("NodePort service got node port %q", port)
+		}
 	})
 
 	t.Run("apply a directory", func(t *testing.T) {
