@@ -87,13 +87,35 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var comps []component
 	var cleanups []func()
 	defer func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
 			cleanups[i]()
 		}
 	}()
+	// Components start as soon as they are made (the CRI server must
+	// serve before the pod network lists sandboxes); the first failure
+	// stops them all.
+	errc := make(chan error, 8)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	start := func(c component) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.run(ctx)
+			if err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("agent: %s: %w", c.name, err)
+				return
+			}
+			if ctx.Err() == nil && c.name == "kubelet" {
+				errc <- errors.New("agent: kubelet stopped")
+			}
+		}()
+	}
 
 	// Runtime.
 	var conn *grpc.ClientConn
@@ -105,7 +127,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 		cleanups = append(cleanups, rt.close)
-		comps = append(comps, component{"cri", rt.serve})
+		start(component{"cri", rt.serve})
 		cg = rt.cgroups
 		endpoint = "unix://" + rt.socket
 		a.mu.Lock()
@@ -136,7 +158,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	comps = append(comps, component{"volumes", func(ctx context.Context) error { vm.Run(ctx); return nil }})
+	start(component{"volumes", func(ctx context.Context) error { vm.Run(ctx); return nil }})
 
 	// Pod network (built-in runtime only: CRI runtimes bring CNI).
 	kcfg := kubelet.Config{
@@ -148,17 +170,20 @@ func (a *Agent) Run(ctx context.Context) error {
 		Logger: a.log.WithGroup("kubelet"), Metrics: cfg.Metrics,
 	}
 	if cfg.RuntimeEndpoint == "" {
-		pn := newPodNetwork(cfg, rtClient, a.log.WithGroup("podnet"))
+		pn, err := newPodNetwork(ctx, cfg, rtClient, a.log.WithGroup("podnet"))
+		if err != nil {
+			return err
+		}
 		cleanups = append(cleanups, pn.close)
 		kcfg.Network = pn
 		kcfg.Cgroups = kubelet.HostCgroups(cg)
-		comps = append(comps, component{"routes", func(ctx context.Context) error { return pn.syncRoutes(ctx, client, cfg.NodeName) }})
+		start(component{"routes", func(ctx context.Context) error { return pn.syncRoutes(ctx, client, cfg.NodeName) }})
 	}
 	k, err := kubelet.New(kcfg)
 	if err != nil {
 		return err
 	}
-	comps = append(comps, component{"kubelet", k.Run})
+	start(component{"kubelet", k.Run})
 
 	// Kubelet API.
 	cert := cfg.ServingCertificate
@@ -185,24 +210,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.kubeletAddr = srv.Addr()
 	a.mu.Unlock()
-	comps = append(comps, component{"kubelet-api", srv.Run})
-
-	errc := make(chan error, len(comps))
-	var wg sync.WaitGroup
-	for _, c := range comps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := c.run(ctx)
-			if err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("agent: %s: %w", c.name, err)
-				return
-			}
-			if ctx.Err() == nil && c.name == "kubelet" {
-				errc <- errors.New("agent: kubelet stopped")
-			}
-		}()
-	}
+	start(component{"kubelet-api", srv.Run})
 	go func() {
 		select {
 		case <-k.Ready():
@@ -211,14 +219,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	var runErr error
 	select {
 	case <-ctx.Done():
-	case runErr = <-errc:
+		return nil
+	case err := <-errc:
+		return err
 	}
-	cancel()
-	wg.Wait()
-	return runErr
 }
 
 // allocatableFrom gives the volume manager the node's CPU and memory, for

@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"bytes"
@@ -27,6 +27,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/streaming/pkg/httpstream"
 
+	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/auth/pki"
 	"github.com/skiff-sh/skiff/internal/kubelet/server"
 	"github.com/skiff-sh/skiff/internal/kubelet/volume"
@@ -66,7 +67,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // network namespace of its own and its pods under a cgroup parent of
 // its own.
 type node struct {
-	agent   *Agent
+	agent   *agent.Agent
 	client  kubernetes.Interface
 	kubelet *rest.Config // an API-server-like client of the kubelet API
 	image   string
@@ -91,7 +92,7 @@ func startNode(t *testing.T) *node {
 	root, logs := t.TempDir(), t.TempDir()
 	parent := randomName("skiff-test-agent-")
 	port := freePort(t)
-	a, err := New(Config{
+	a, err := agent.New(agent.Config{
 		NodeName: randomName("node-"), Client: ts.Config, RootDir: root, PodLogsDir: logs,
 		CgroupParent: parent, PodCIDR: "10.42.7.0/24", PodNetworkNetNS: paths[ns.Net],
 		NodeIP: net.IPv4(127, 0, 0, 1), KubeletAddress: "127.0.0.1", KubeletPort: port,

@@ -2,14 +2,12 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
 	"sort"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,22 +21,10 @@ import (
 	"github.com/skiff-sh/skiff/internal/network/podnet"
 )
 
-// errNoPodCIDR: a sandbox was set up before the node had a pod CIDR.
-var errNoPodCIDR = errors.New("the node has no pod CIDR yet")
-
-// podNetwork adapts podnet to the kubelet's Network: the podnet.Network
-// is made when the kubelet first learns the node's pod CIDR.
+// podNetwork adapts podnet to the kubelet's Network and PodCIDRSetter.
 type podNetwork struct {
-	cfg Config
-	rt  runtimeapi.RuntimeServiceClient
+	net *podnet.Network
 	log *slog.Logger
-
-	mu   sync.Mutex // guards net and cidr
-	net  *podnet.Network
-	cidr netip.Prefix
-	// changed is closed and replaced when net is made, so that the route
-	// syncer learns it can start.
-	changed chan struct{}
 }
 
 var (
@@ -46,81 +32,47 @@ var (
 	_ kubelet.PodCIDRSetter = (*podNetwork)(nil)
 )
 
-func newPodNetwork(cfg Config, rt runtimeapi.RuntimeServiceClient, log *slog.Logger) *podNetwork {
-	return &podNetwork{cfg: cfg, rt: rt, log: log, changed: make(chan struct{})}
-}
-
-// SetPodCIDRs makes the node's network for the first IPv4 CIDR. A later
-// change of CIDR is refused: the pods running have addresses from the
-// old one (restart the agent after draining the node).
-func (p *podNetwork) SetPodCIDRs(ctx context.Context, cidrs []string) error {
-	var cidr netip.Prefix
-	for _, c := range cidrs {
-		pf, err := netip.ParsePrefix(c)
-		if err != nil {
-			return fmt.Errorf("pod CIDR %q: %w", c, err)
-		}
-		if pf.Addr().Is4() {
-			cidr = pf
-			break
-		}
-	}
-	if !cidr.IsValid() {
-		return fmt.Errorf("pod CIDRs %v: no IPv4 CIDR (IPv6 pod networks are not supported)", cidrs)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.net != nil {
-		if p.cidr == cidr {
-			return nil
-		}
-		return fmt.Errorf("pod CIDR changed from %s to %s: drain the node and restart the agent", p.cidr, cidr)
-	}
-	cluster, err := netip.ParsePrefix(p.cfg.ClusterCIDR)
+// newPodNetwork makes the node's pod network (its CIDR comes later, from
+// the kubelet) and frees the addresses of sandboxes that went away while
+// the agent was down.
+func newPodNetwork(ctx context.Context, cfg Config, rt runtimeapi.RuntimeServiceClient, log *slog.Logger) (*podNetwork, error) {
+	cluster, err := netip.ParsePrefix(cfg.ClusterCIDR)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("agent: cluster CIDR: %w", err)
 	}
 	n, err := podnet.New(podnet.Config{
-		Bridge: p.cfg.PodNetworkBridge, PodCIDR: cidr, ClusterCIDR: cluster,
-		StateDir: filepath.Join(p.cfg.RootDir, "podnet"), HostNetNS: p.cfg.PodNetworkNetNS,
-		Logger: p.log,
+		Bridge: cfg.PodNetworkBridge, ClusterCIDR: cluster,
+		StateDir: filepath.Join(cfg.RootDir, "podnet"), HostNetNS: cfg.PodNetworkNetNS,
+		Logger: log,
 	})
 	if err != nil {
-		return fmt.Errorf("pod network: %w", err)
+		return nil, fmt.Errorf("agent: pod network: %w", err)
 	}
-	// Free the addresses of sandboxes that went away while the agent was
-	// down.
-	if resp, err := p.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
-		var live []string
-		for _, sb := range resp.GetItems() {
-			live = append(live, sb.GetId())
-		}
-		if freed, err := n.Reconcile(ctx, live); err != nil {
-			p.log.Warn("reconciling pod IPs", "err", err)
-		} else if len(freed) > 0 {
-			p.log.Info("freed pod IPs of gone sandboxes", "sandboxes", freed)
-		}
+	resp, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("agent: list sandboxes: %w", err)
 	}
-	p.net, p.cidr = n, cidr
-	close(p.changed)
-	p.changed = make(chan struct{})
-	p.log.Info("pod network ready", "podCIDR", cidr.String())
-	return nil
+	live := make([]string, 0, len(resp.GetItems()))
+	for _, sb := range resp.GetItems() {
+		live = append(live, sb.GetId())
+	}
+	if freed, err := n.Reconcile(ctx, live); err != nil {
+		log.Warn("reconciling pod IPs", "err", err)
+	} else if len(freed) > 0 {
+		log.Info("freed the pod IPs of gone sandboxes", "sandboxes", freed)
+	}
+	return &podNetwork{net: n, log: log}, nil
 }
 
-func (p *podNetwork) network() (*podnet.Network, <-chan struct{}) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.net, p.changed
+// SetPodCIDRs passes the node's pod CIDRs on.
+func (p *podNetwork) SetPodCIDRs(ctx context.Context, cidrs []string) error {
+	return p.net.SetPodCIDRs(ctx, cidrs)
 }
 
 // SetUp gives the sandbox its veth and IP.
 func (p *podNetwork) SetUp(ctx context.Context, sb kubelet.Sandbox) ([]net.IP, error) {
-	n, _ := p.network()
-	if n == nil {
-		return nil, errNoPodCIDR
-	}
-	res, err := n.Setup(ctx, podnet.PodRef{Namespace: sb.Namespace, Name: sb.Name, UID: string(sb.UID), SandboxID: sb.ID}, sb.NetNS)
+	res, err := p.net.Setup(ctx, podnet.PodRef{Namespace: sb.Namespace, Name: sb.Name, UID: string(sb.UID), SandboxID: sb.ID}, sb.NetNS)
 	if err != nil {
 		return nil, err
 	}
@@ -133,20 +85,10 @@ func (p *podNetwork) SetUp(ctx context.Context, sb kubelet.Sandbox) ([]net.IP, e
 
 // TearDown frees the sandbox's IP and veth.
 func (p *podNetwork) TearDown(ctx context.Context, sb kubelet.Sandbox) error {
-	n, _ := p.network()
-	if n == nil {
-		return nil
-	}
-	return n.Teardown(ctx, sb.ID, sb.NetNS)
+	return p.net.Teardown(ctx, sb.ID, sb.NetNS)
 }
 
-func (p *podNetwork) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.net != nil {
-		p.net.Close()
-	}
-}
+func (p *podNetwork) close() { p.net.Close() }
 
 // syncRoutes keeps a route to every other node's pod CIDR, through its
 // InternalIP, from a Node informer. It returns when ctx ends.
@@ -169,18 +111,15 @@ func (p *podNetwork) syncRoutes(ctx context.Context, client kubernetes.Interface
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	for {
-		n, changed := p.network()
-		if n != nil {
-			list, err := nodes.Lister().List(labels.Everything())
-			if err == nil {
-				peers := peersOf(list, self)
-				if !equalPeers(peers, last) {
-					if err := n.SyncRoutes(ctx, peers); err != nil {
-						p.log.Warn("syncing routes to other nodes", "err", err)
-						retry.Reset(5 * time.Second)
-					} else {
-						last = peers
-					}
+		list, err := nodes.Lister().List(labels.Everything())
+		if err == nil {
+			peers := peersOf(list, self)
+			if !equalPeers(peers, last) {
+				if err := p.net.SyncRoutes(ctx, peers); err != nil {
+					p.log.Warn("syncing routes to other nodes", "err", err)
+					retry.Reset(5 * time.Second)
+				} else {
+					last = peers
 				}
 			}
 		}
@@ -188,7 +127,6 @@ func (p *podNetwork) syncRoutes(ctx context.Context, client kubernetes.Interface
 		case <-ctx.Done():
 			return nil
 		case <-kick:
-		case <-changed:
 		case <-retry.C:
 		}
 	}
