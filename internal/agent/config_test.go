@@ -120,7 +120,9 @@ func TestPeersOf(t *testing.T) {
 	node := func(name, cidr string, addrs ...corev1.NodeAddress) *corev1.Node {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDR: cidr}, Status: corev1.NodeStatus{Addresses: addrs}}
 	}
-	internal := func(ip string) corev1.NodeAddress { return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip} }
+	internal := func(ip string) corev1.NodeAddress {
+		return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip}
+	}
 	nodes := []*corev1.Node{
 		node("self", "10.42.0.0/24", internal("192.0.2.1")),
 		node("b", "10.42.2.0/24", corev1.NodeAddress{Type: corev1.NodeHostName, Address: "b"}, internal("fd00::2"), internal("192.0.2.2")),
