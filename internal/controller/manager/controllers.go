@@ -1,8 +1,12 @@
 package manager
 
 import (
+	"github.com/skiff-sh/skiff/internal/controller/cronjob"
+	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/controller/statefulset"
 )
 
 // builtins is the registration list: every controller the manager runs,
@@ -16,6 +20,18 @@ func builtins() []Controller {
 		}},
 		{Name: "deployment", New: func(d Deps) (Runner, error) {
 			return deployment.New(deployment.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "job", New: func(d Deps) (Runner, error) {
+			return job.New(job.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "cronjob", New: func(d Deps) (Runner, error) {
+			return cronjob.New(cronjob.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "daemonset", New: func(d Deps) (Runner, error) {
+			return daemonset.New(daemonset.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "statefulset", New: func(d Deps) (Runner, error) {
+			return statefulset.New(statefulset.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
 		}},
 	}
 }
