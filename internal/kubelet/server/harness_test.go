@@ -181,7 +181,7 @@ func (e exitError) Exited() bool    { return true }
 func (e exitError) ExitStatus() int { return e.code }
 
 // newStreamServer runs a CRI streaming server on loopback.
-func newStreamServer(t *testing.T) streaming.Server {
+func newStreamServer(t testing.TB) streaming.Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -204,7 +204,7 @@ type pkiFixture struct {
 	ca, other *pki.Bundle
 }
 
-func newPKI(t *testing.T) *pkiFixture {
+func newPKI(t testing.TB) *pkiFixture {
 	t.Helper()
 	ca, err := pki.Ensure(pki.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -217,7 +217,7 @@ func newPKI(t *testing.T) *pkiFixture {
 	return &pkiFixture{ca: ca, other: other}
 }
 
-func (p *pkiFixture) client(t *testing.T, ca *pki.Bundle, cn string, groups ...string) *pki.KeyPair {
+func (p *pkiFixture) client(t testing.TB, ca *pki.Bundle, cn string, groups ...string) *pki.KeyPair {
 	t.Helper()
 	kp, err := ca.CA.IssueClient(cn, groups)
 	if err != nil {
@@ -236,7 +236,7 @@ type testServer struct {
 	clk  *clocktesting.FakeClock
 }
 
-func startServer(t *testing.T, pods *fakePods, rt *fakeRuntime) *testServer {
+func startServer(t testing.TB, pods *fakePods, rt *fakeRuntime) *testServer {
 	t.Helper()
 	p := newPKI(t)
 	serving, err := p.ca.CA.IssueServing([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
@@ -263,7 +263,7 @@ func startServer(t *testing.T, pods *fakePods, rt *fakeRuntime) *testServer {
 
 // restConfig is a client config for the server with a certificate for
 // cn in groups, issued by the cluster CA.
-func (ts *testServer) restConfig(t *testing.T, cn string, groups ...string) *rest.Config {
+func (ts *testServer) restConfig(t testing.TB, cn string, groups ...string) *rest.Config {
 	kp := ts.pki.client(t, ts.pki.ca, cn, groups...)
 	return &rest.Config{
 		Host: ts.url,

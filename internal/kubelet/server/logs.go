@@ -219,6 +219,8 @@ type logReader struct {
 	// entry sent was a partial one, so no timestamp starts the next.
 	written int64
 	midLine bool
+	buf     []byte // reused for each entry
+	long    []byte // reused for lines longer than the read buffer
 }
 
 // entry is one parsed line of the CRI log format:
@@ -226,28 +228,39 @@ type logReader struct {
 //	2016-10-06T00:17:09.669794202Z stdout F the whole line
 //	2016-10-06T00:17:09.669794202Z stderr P the start of a long li
 type entry struct {
-	ts      time.Time
+	ts      time.Time // set when parseEntry was asked for it
+	rawTS   []byte
 	stream  string
 	partial bool
 	msg     []byte
 }
 
-// parseEntry parses one line (without its newline).
-func parseEntry(line []byte) (entry, error) {
+// parseEntry parses one line (without its newline). Parsing the time is
+// most of the cost, so it is done only when withTime is set; the
+// timestamp's shape is checked either way.
+func parseEntry(line []byte, withTime bool) (entry, error) {
 	var e entry
 	ts, rest, ok := bytes.Cut(line, []byte{' '})
-	if !ok {
+	if !ok || len(ts) < len("2006-01-02T15:04:05Z") || ts[4] != '-' || ts[10] != 'T' {
 		return e, fmt.Errorf("log line without a timestamp: %q", truncate(line))
 	}
-	t, err := time.Parse(time.RFC3339Nano, string(ts))
-	if err != nil {
-		return e, fmt.Errorf("log line timestamp %q: %w", truncate(ts), err)
+	if withTime {
+		t, err := time.Parse(time.RFC3339Nano, string(ts))
+		if err != nil {
+			return e, fmt.Errorf("log line timestamp %q: %w", truncate(ts), err)
+		}
+		e.ts = t
 	}
+	e.rawTS = ts
 	stream, rest, ok := bytes.Cut(rest, []byte{' '})
-	if !ok || (string(stream) != "stdout" && string(stream) != "stderr") {
+	switch {
+	case ok && string(stream) == "stdout":
+		e.stream = "stdout"
+	case ok && string(stream) == "stderr":
+		e.stream = "stderr"
+	default:
 		return e, fmt.Errorf("log line without a stream: %q", truncate(line))
 	}
-	e.ts, e.stream = t, string(stream)
 	// The tag ("P" partial, "F" full, possibly more ":"-separated
 	// fields) is absent from runtimes that predate it.
 	tag, msg, ok := bytes.Cut(rest, []byte{' '})
@@ -279,8 +292,13 @@ func (lr *logReader) copy(ctx context.Context, f *os.File, w io.Writer) error {
 			return err
 		}
 	}
+	bw := bufio.NewWriterSize(w, 32<<10)
 	for {
-		if err := lr.drain(ctx, f, w); err != nil {
+		err := lr.drain(ctx, f, bw)
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
+		}
+		if err != nil {
 			return err
 		}
 		if !lr.opts.follow {
@@ -311,7 +329,16 @@ func (lr *logReader) drain(ctx context.Context, f *os.File, w io.Writer) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		line, err := br.ReadBytes('\n')
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: gather it.
+			long := append(lr.long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			lr.long, line = long, long
+		}
 		if errors.Is(err, io.EOF) {
 			_, err := f.Seek(start+consumed, io.SeekStart)
 			return err
@@ -320,7 +347,7 @@ func (lr *logReader) drain(ctx context.Context, f *os.File, w io.Writer) error {
 			return err
 		}
 		consumed += int64(len(line))
-		e, perr := parseEntry(line[:len(line)-1])
+		e, perr := parseEntry(line[:len(line)-1], lr.opts.timestamps || !lr.opts.since.IsZero())
 		if perr != nil {
 			continue // skip a corrupt line, as the kubelet does
 		}
@@ -337,15 +364,16 @@ func (lr *logReader) write(w io.Writer, e entry) error {
 	if lr.opts.stream != "" && e.stream != lr.opts.stream {
 		return nil
 	}
-	var buf []byte
+	buf := lr.buf[:0]
 	if lr.opts.timestamps && !lr.midLine {
-		buf = append(buf, e.ts.UTC().Format(time.RFC3339Nano)...)
+		buf = e.ts.UTC().AppendFormat(buf, time.RFC3339Nano)
 		buf = append(buf, ' ')
 	}
 	buf = append(buf, e.msg...)
 	if !e.partial {
 		buf = append(buf, '\n')
 	}
+	lr.buf = buf
 	lr.midLine = e.partial
 	if lr.opts.limitBytes > 0 {
 		left := lr.opts.limitBytes - lr.written

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,7 +89,7 @@ func TestParseEntry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.line, func(t *testing.T) {
-			got, err := parseEntry([]byte(tc.line))
+			got, err := parseEntry([]byte(tc.line), true)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("parsed %+v", got)
@@ -98,7 +99,7 @@ func TestParseEntry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got.ts = time.Time{}
+			got.ts, got.rawTS = time.Time{}, nil
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(entry{})); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
@@ -239,5 +240,27 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLogReader_LinesLongerThanTheBuffer(t *testing.T) {
+	long := strings.Repeat("y", 200<<10)
+	path := filepath.Join(t.TempDir(), "0.log")
+	content := "2026-01-02T15:04:00Z stdout F short\n2026-01-02T15:04:01Z stdout F " + long + "\n2026-01-02T15:04:02Z stdout F end\n"
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out bytes.Buffer
+	lr := &logReader{path: path, opts: logOptions{tail: -1}, clock: clock.RealClock{}}
+	if err := lr.copy(context.Background(), f, &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "short\n" + long + "\nend\n"; out.String() != want {
+		t.Errorf("got %d bytes, want %d", out.Len(), len(want))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,7 +28,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/auth/pki"
 )
 
-func newFixture(t *testing.T) *testServer {
+func newFixture(t testing.TB) *testServer {
 	t.Helper()
 	pods := &fakePods{
 		pods: []*corev1.Pod{testPod("web", "uid-web"), testPod("db", "uid-db")},
@@ -279,5 +280,55 @@ func TestServer_PortForward(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServer_PortForwardAsKubectl forwards a port the way kubectl 1.37
+// does: WebSocket tunnelling first, SPDY when the upgrade fails.
+func TestServer_PortForwardAsKubectl(t *testing.T) {
+	ts := newFixture(t)
+	cfg := ts.restConfig(t, DefaultAPIServerUser)
+	u, _ := url.Parse(ts.url + "/portForward/default/web")
+	tr, upgrader, err := spdy.RoundTripperFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spdyDialer := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: tr}, "POST", u)
+	wsDialer, err := portforward.NewSPDYOverWebsocketDialerForStreaming(u, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialer := portforward.NewFallbackDialerForStreaming(wsDialer, spdyDialer, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+	stop, ready := make(chan struct{}), make(chan struct{})
+	fw, err := portforward.NewOnAddressesForStreaming(dialer, []string{"127.0.0.1"}, []string{"0:7070"}, stop, ready, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- fw.ForwardPorts() }()
+	defer close(stop)
+	select {
+	case <-ready:
+	case err := <-errc:
+		t.Fatalf("port-forward: %v", err)
+	}
+	ports, err := fw.GetPorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0].Local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(c)
+	if string(got) != "sb-web:7070:hello" {
+		t.Errorf("read %q", got)
 	}
 }
