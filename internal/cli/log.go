@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 )
 
 // logFlags are the logging flags every long-running command has.
@@ -25,11 +26,17 @@ func (f *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.level)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var logger *slog.Logger
 	switch f.format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		logger = slog.New(slog.NewTextHandler(w, opts))
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		logger = slog.New(slog.NewJSONHandler(w, opts))
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", f.format)
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", f.format)
+	// The Kubernetes libraries (leader election, informers) log through
+	// klog's process-wide logger; send it to ours, under its own group.
+	klog.SetSlogLogger(logger.WithGroup("k8s"))
+	return logger, nil
 }

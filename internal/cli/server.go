@@ -25,6 +25,10 @@ type serverFlags struct {
 	serviceCIDR      string
 	nodePortRange    string
 	tokenAuthFile    string
+	clusterCIDR      string
+	nodeIP           string
+	disableAgent     bool
+	kubeletPort      int
 	log              logFlags
 }
 
@@ -32,10 +36,12 @@ func newServerCommand() *cobra.Command {
 	var f serverFlags
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run a control plane: API server on etcd",
-		Long: `Run a skiff control plane on this host: the API server on an embedded etcd
-(or an external etcd cluster), with its certificates and an admin kubeconfig
-in the data dir. Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
+		Short: "Run a cluster: control plane, and a node agent on this host",
+		Long: `Run a skiff server on this host: the API server on an embedded etcd (or an
+external etcd cluster) with its certificates and an admin kubeconfig in the
+data dir, the scheduler, the controllers, and (unless --disable-agent) a
+node agent that runs this host's pods with skiff's own container runtime.
+Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 		Example: `  skiff server
   skiff server --data-dir /tmp/skiff --https-port 7443
   skiff server --etcd-servers https://10.0.0.5:2379 --etcd-cafile ca.crt --etcd-certfile c.crt --etcd-keyfile c.key`,
@@ -54,7 +60,15 @@ in the data dir. Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 				ServiceCIDR:   f.serviceCIDR,
 				NodePortRange: f.nodePortRange,
 				TokenAuthFile: f.tokenAuthFile,
+				ClusterCIDR:   f.clusterCIDR,
+				DisableAgent:  f.disableAgent,
+				KubeletPort:   f.kubeletPort,
 				Logger:        logger,
+			}
+			if f.nodeIP != "" {
+				if cfg.AgentNodeIP = net.ParseIP(f.nodeIP); cfg.AgentNodeIP == nil {
+					return fmt.Errorf("--node-ip %q is not an IP address", f.nodeIP)
+				}
 			}
 			if f.advertiseAddress != "" {
 				cfg.AdvertiseAddress = net.ParseIP(f.advertiseAddress)
@@ -93,6 +107,10 @@ in the data dir. Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 	fs.StringVar(&f.serviceCIDR, "service-cidr", "10.43.0.0/16", "Range Service cluster IPs are allocated from; its first address is the kubernetes Service's")
 	fs.StringVar(&f.nodePortRange, "service-node-port-range", "30000-32767", "Port range for NodePort Services")
 	fs.StringVar(&f.tokenAuthFile, "token-auth-file", "", "Static bearer tokens, one per line: token,user,uid,\"group1,group2\"")
+	fs.StringVar(&f.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "Range pod IPs are allocated from (a /24 per node)")
+	fs.BoolVar(&f.disableAgent, "disable-agent", false, "Run no node agent on this host (a control plane only)")
+	fs.IntVar(&f.kubeletPort, "kubelet-port", 10250, "Port of the local node agent's kubelet API")
+	fs.StringVar(&f.nodeIP, "node-ip", "", "IP address the local node agent reports for this node (default: the advertise address)")
 	f.log.register(cmd)
 	return cmd
 }

@@ -39,6 +39,22 @@ type Config struct {
 	// NodePortRange is "min-max"; "" means 30000-32767.
 	NodePortRange string
 
+	// ClusterCIDR is where pod IPs come from (a /24 per node); "" means
+	// 10.42.0.0/16.
+	ClusterCIDR string
+
+	// DisableAgent runs no node agent on this host (a control plane
+	// only). DisableScheduler and DisableControllers leave those out too,
+	// for tests that run their own.
+	DisableAgent       bool
+	DisableScheduler   bool
+	DisableControllers bool
+	// KubeletPort is the local agent's kubelet API port; 0 means 10250.
+	KubeletPort int
+	// AgentNodeIP is the IP the local agent reports; nil picks the
+	// host's (AdvertiseAddress when it is not loopback).
+	AgentNodeIP net.IP
+
 	// TokenAuthFile is an optional static token file (upstream's
 	// --token-auth-file format).
 	TokenAuthFile string
@@ -70,6 +86,12 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.ParseCIDR(c.ServiceCIDR); err != nil {
 		return fmt.Errorf("service CIDR %q: %w", c.ServiceCIDR, err)
+	}
+	if c.ClusterCIDR == "" {
+		c.ClusterCIDR = "10.42.0.0/16"
+	}
+	if _, _, err := net.ParseCIDR(c.ClusterCIDR); err != nil {
+		return fmt.Errorf("cluster CIDR %q: %w", c.ClusterCIDR, err)
 	}
 	if c.NodePortRange == "" {
 		c.NodePortRange = "30000-32767"

@@ -180,13 +180,32 @@ func (s *Server) Run(ctx context.Context) error {
 	s.isReady.Store(true)
 	close(s.ready)
 	s.log.Info("skiff server ready", "url", s.url, "kubeconfig", s.kubeconfig, "startup", time.Since(start).Round(time.Millisecond))
-	go s.trimMemory(ctx)
 	go s.reconcileLoop(ctx)
 
+	// The rest of the cluster: components that reach the API over HTTPS
+	// like any client, stopped (and waited for) before the API server.
+	compCtx, stopComponents := context.WithCancel(ctx)
+	components, err := s.startComponents(compCtx)
+	if err != nil {
+		stopComponents()
+		srv.Close()
+		return err
+	}
+	go s.trimMemory(ctx)
+
+	var runErr error
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
-		return fmt.Errorf("api server: %w", err)
+		runErr = fmt.Errorf("api server: %w", err)
+	case err := <-components.failed:
+		runErr = err
+	}
+	stopComponents()
+	components.wait()
+	if runErr != nil {
+		srv.Close()
+		return runErr
 	}
 	s.log.Info("shutting down")
 	s.isReady.Store(false)
