@@ -29,6 +29,10 @@ type agentFlags struct {
 	nodeIP          string
 	kubeletAddress  string
 	kubeletPort     int
+	cgroupParent    string
+	clusterDNS      []string
+	clusterDomain   string
+	maxPods         int
 	log             logFlags
 }
 
@@ -62,7 +66,8 @@ SIGTERM; containers keep running and a restarted agent adopts them.`,
 			cfg := agent.Config{
 				NodeName: f.nodeName, Client: rc, RootDir: f.rootDir, PodLogsDir: f.podLogsDir,
 				RuntimeEndpoint: f.runtimeEndpoint, PodCIDR: f.podCIDR, ClusterCIDR: f.clusterCIDR,
-				KubeletAddress: f.kubeletAddress, KubeletPort: f.kubeletPort, Logger: logger,
+				KubeletAddress: f.kubeletAddress, KubeletPort: f.kubeletPort, CgroupParent: f.cgroupParent,
+				ClusterDNS: f.clusterDNS, ClusterDomain: f.clusterDomain, MaxPods: f.maxPods, Logger: logger,
 			}
 			if f.nodeIP != "" {
 				if cfg.NodeIP = net.ParseIP(f.nodeIP); cfg.NodeIP == nil {
@@ -103,6 +108,10 @@ SIGTERM; containers keep running and a restarted agent adopts them.`,
 	fs.StringVar(&f.nodeIP, "node-ip", "", "InternalIP of the Node (default: the host's first global address)")
 	fs.StringVar(&f.kubeletAddress, "kubelet-address", "", "Address the kubelet API listens on (empty: all addresses)")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", agent.DefaultKubeletPort, "Port of the kubelet API (HTTPS)")
+	fs.StringVar(&f.cgroupParent, "cgroup-parent", agent.DefaultCgroupParent, "Cgroup the built-in runtime puts pods under")
+	fs.StringSliceVar(&f.clusterDNS, "cluster-dns", nil, "Nameserver IPs for pods with dnsPolicy ClusterFirst (empty: the host's resolv.conf)")
+	fs.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "The cluster's DNS domain")
+	fs.IntVar(&f.maxPods, "max-pods", 110, "Pods this node may run")
 	f.log.register(cmd)
 	return cmd
 }
