@@ -170,7 +170,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Logger: a.log.WithGroup("kubelet"), Metrics: cfg.Metrics,
 	}
 	if cfg.RuntimeEndpoint == "" {
-		pn, err := newPodNetwork(ctx, cfg, rtClient, a.log.WithGroup("podnet"))
+		pn, err := newPodNetwork(ctx, cfg, rtClient, a.log) // podnet names its own group
 		if err != nil {
 			return err
 		}

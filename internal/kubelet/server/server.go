@@ -295,7 +295,7 @@ func (s *Server) routes() http.Handler {
 }
 
 func (s *Server) servePods(w http.ResponseWriter, r *http.Request) {
-	list := &corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}}
+	list := &corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, Items: []corev1.Pod{}}
 	for _, p := range s.cfg.Pods.Pods() {
 		list.Items = append(list.Items, *p)
 	}
