@@ -36,6 +36,11 @@
 //	<volume>/..data -> ..2026_01_02_15_04_05.123456789
 //	<volume>/key    -> ..data/key
 //
+// Secret and projected volumes are each a tmpfs, so that secrets and
+// tokens never reach the disk (Config.SecretsOnDisk turns that off for
+// tests without privileges); configMap and downwardAPI volumes are plain
+// directories.
+//
 // An update writes a new timestamped directory, points "..data_tmp" at it,
 // renames that over "..data" (one atomic step), fixes the top-level
 // symlinks and removes the old directory. Nothing is written when the

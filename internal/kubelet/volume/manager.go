@@ -58,6 +58,10 @@ type Config struct {
 	// resourceFieldRef on a limit the container does not set reports it,
 	// as the kubelet does. Nil: such a limit reads as 0.
 	Allocatable func() v1.ResourceList
+	// SecretsOnDisk writes secret and projected volumes to plain
+	// directories instead of a tmpfs each. Only for tests that run
+	// without the privilege to mount.
+	SecretsOnDisk bool
 	// Clock drives token refresh (default: the real clock).
 	Clock clock.WithTicker
 	// Logger gets the manager's logs (default: discarded).
@@ -162,7 +166,7 @@ func (m *Manager) processNext(ctx context.Context) bool {
 		m.queue.Forget(uid)
 		return true
 	}
-	if err := m.SetUp(ctx, st.pod); err != nil {
+	if err := m.resync(ctx, uid); err != nil {
 		m.log.Warn("cannot update volumes", "pod", st.pod.Namespace+"/"+st.pod.Name, "err", err)
 		m.queue.AddRateLimited(uid)
 		return true
@@ -195,6 +199,25 @@ func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod) error {
 	}
 	unlock := m.locks.lock(pod.UID)
 	defer unlock()
+	return m.setUpLocked(ctx, pod)
+}
+
+// resync sets up a tracked pod's volumes again, unless TearDown forgot
+// the pod since it was queued.
+func (m *Manager) resync(ctx context.Context, uid types.UID) error {
+	unlock := m.locks.lock(uid)
+	defer unlock()
+	m.mu.Lock()
+	st := m.pods[uid]
+	m.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	return m.setUpLocked(ctx, st.pod)
+}
+
+// setUpLocked is SetUp with the pod's lock held.
+func (m *Manager) setUpLocked(ctx context.Context, pod *v1.Pod) error {
 	refs := referencedObjects(pod)
 	m.track(pod, refs)
 	fsGroup := podFSGroup(pod)
@@ -230,6 +253,12 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume, 
 		dir := m.volumeDir(pod.UID, plugin, vol.Name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
+		}
+		if (plugin == pluginSecret || plugin == pluginProjected) && !m.cfg.SecretsOnDisk {
+			// Secrets and tokens never touch the disk, as in Kubernetes.
+			if err := mountTmpfs(dir, "mode=0755"); err != nil {
+				return err
+			}
 		}
 		changed, err := writeAtomic(dir, p, own, m.clock.Now())
 		if err != nil {

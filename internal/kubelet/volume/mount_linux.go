@@ -33,18 +33,12 @@ func (m *Manager) setUpEmptyDir(pod *v1.Pod, name string, src *v1.EmptyDirVolume
 		return fmt.Errorf("make emptyDir: %w", err)
 	}
 	if src.Medium == v1.StorageMediumMemory {
-		mounted, err := mount.IsMountpoint(dir)
-		if err != nil {
-			return fmt.Errorf("emptyDir: %w", err)
+		opts := "mode=0777"
+		if size := tmpfsSize(pod, src); size > 0 {
+			opts += ",size=" + strconv.FormatInt(size, 10)
 		}
-		if !mounted {
-			opts := "mode=0777"
-			if size := tmpfsSize(pod, src); size > 0 {
-				opts += ",size=" + strconv.FormatInt(size, 10)
-			}
-			if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-				return fmt.Errorf("mount tmpfs on emptyDir: %w", err)
-			}
+		if err := mountTmpfs(dir, opts); err != nil {
+			return fmt.Errorf("emptyDir: %w", err)
 		}
 	}
 	mode := fs.FileMode(0o777)
@@ -56,6 +50,21 @@ func (m *Manager) setUpEmptyDir(pod *v1.Pod, name string, src *v1.EmptyDirVolume
 	}
 	if err := os.Chmod(dir, mode); err != nil {
 		return fmt.Errorf("emptyDir: %w", err)
+	}
+	return nil
+}
+
+// mountTmpfs mounts a tmpfs on dir unless one is there already.
+func mountTmpfs(dir, opts string) error {
+	mounted, err := mount.IsMountpoint(dir)
+	if err != nil {
+		return err
+	}
+	if mounted {
+		return nil
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", dir, err)
 	}
 	return nil
 }

@@ -26,6 +26,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/skiff-sh/skiff/internal/sys/mount"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -66,10 +68,14 @@ func newTestManager(t *testing.T, objs ...runtime.Object) (*Manager, *fake.Clien
 	clk := clocktesting.NewFakeClock(epoch)
 	ts := &tokenServer{clock: clk}
 	ts.install(client)
+	root := t.TempDir()
+	t.Cleanup(func() { mount.UnmountAll(root) }) // runs before TempDir's removal
 	m, err := New(Config{
-		RootDir: t.TempDir(),
-		Client:  client,
-		Clock:   clk,
+		RootDir: root,
+		// Without root, secret and projected volumes cannot be tmpfs.
+		SecretsOnDisk: os.Geteuid() != 0,
+		Client:        client,
+		Clock:         clk,
 		Allocatable: func() v1.ResourceList {
 			return v1.ResourceList{v1.ResourceCPU: resource.MustParse("4"), v1.ResourceMemory: resource.MustParse("8Gi")}
 		},
@@ -476,7 +482,11 @@ func TestRun_RefreshesTokenAt80Percent(t *testing.T) {
 	pod := testPod(v1.Volume{Name: "p", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
 		{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token", Audience: "api", ExpirationSeconds: ptr[int64](1000)}},
 	}}}})
-	pod.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: ptr[int64](1000)}
+	user := int64(1000)
+	if os.Geteuid() != 0 {
+		user = int64(os.Geteuid()) // only root may give files away
+	}
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: &user}
 	if err := m.SetUp(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
@@ -489,8 +499,8 @@ func TestRun_RefreshesTokenAt80Percent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := info.Sys().(*syscall.Stat_t); info.Mode().Perm() != 0o600 || st.Uid != 1000 {
-		t.Errorf("token file mode %v uid %d, want 0600 owned by the pod's user 1000", info.Mode().Perm(), st.Uid)
+	if st := info.Sys().(*syscall.Stat_t); info.Mode().Perm() != 0o600 || int64(st.Uid) != user {
+		t.Errorf("token file mode %v uid %d, want 0600 owned by the pod's user %d", info.Mode().Perm(), st.Uid, user)
 	}
 	waitFor(t, func() bool { return clk.HasWaiters() }, "refresh timer set")
 	clk.Step(790 * time.Second)
