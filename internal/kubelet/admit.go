@@ -65,9 +65,12 @@ func (k *Kubelet) admit(pod *corev1.Pod) (reason, message string) {
 		value := func(q interface {
 			MilliValue() int64
 			Value() int64
-		}) int64 { if name == corev1.ResourceCPU {
-			return q.MilliValue()
-		}; return q.Value() }
+		}) int64 {
+			if name == corev1.ResourceCPU {
+				return q.MilliValue()
+			}
+			return q.Value()
+		}
 		return "OutOf" + string(name), fmt.Sprintf("Node didn't have enough resource: %s, requested: %d, used: %d, capacity: %d",
 			name, value(&req), value(&u), value(&alloc))
 	}

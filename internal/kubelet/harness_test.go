@@ -1,4 +1,4 @@
-package kubelet
+package kubelet_test
 
 import (
 	"context"
@@ -18,19 +18,20 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	testingclock "k8s.io/utils/clock/testing"
 
+	"github.com/skiff-sh/skiff/internal/kubelet"
 	"github.com/skiff-sh/skiff/internal/kubelet/fakecri"
 	"github.com/skiff-sh/skiff/internal/sys/cgroups"
 	"github.com/skiff-sh/skiff/internal/testserver"
 )
 
-// harness runs a Kubelet against a real API server and a fake runtime,
+// harness runs a kubelet.Kubelet against a real API server and a fake runtime,
 // with a fake clock.
 type harness struct {
 	t       *testing.T
 	client  kubernetes.Interface
 	rt      *fakecri.Runtime
 	clock   *testingclock.FakeClock
-	k       *Kubelet
+	k       *kubelet.Kubelet
 	cgroups *fakeCgroups
 	machine *fakeMachine
 	volumes *fakeVolumes
@@ -42,7 +43,7 @@ func apiServer(t *testing.T) *testserver.Server {
 	return testserver.Start(t)
 }
 
-func newHarness(t *testing.T, tweak ...func(*Config)) *harness {
+func newHarness(t *testing.T, tweak ...func(*kubelet.Config)) *harness {
 	t.Helper()
 	ts := apiServer(t)
 	client := kubernetes.NewForConfigOrDie(ts.Config)
@@ -53,11 +54,11 @@ func newHarness(t *testing.T, tweak ...func(*Config)) *harness {
 	h := &harness{
 		t: t, client: client, rt: rt, clock: clk,
 		cgroups: newFakeCgroups(),
-		machine: &fakeMachine{info: MachineInfo{Hostname: "host-1", NumCPU: 4, MemoryCapacity: 8 << 30, EphemeralStorage: 100 << 30, BootID: "boot"}, available: 4 << 30},
+		machine: &fakeMachine{info: kubelet.MachineInfo{Hostname: "host-1", NumCPU: 4, MemoryCapacity: 8 << 30, EphemeralStorage: 100 << 30, BootID: "boot"}, available: 4 << 30},
 		volumes: &fakeVolumes{},
 		network: &fakeNetwork{},
 	}
-	cfg := Config{
+	cfg := kubelet.Config{
 		NodeName:   "node-1",
 		Client:     client,
 		Runtime:    runtimeapi.NewRuntimeServiceClient(conn),
@@ -76,7 +77,7 @@ func newHarness(t *testing.T, tweak ...func(*Config)) *harness {
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	k, err := New(cfg)
+	k, err := kubelet.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,11 +272,11 @@ func (f *fakeCgroups) get(p string) (*cgroups.Resources, bool) {
 
 type fakeMachine struct {
 	mu        sync.Mutex
-	info      MachineInfo
+	info      kubelet.MachineInfo
 	available int64
 }
 
-func (m *fakeMachine) Info() (MachineInfo, error) {
+func (m *fakeMachine) Info() (kubelet.MachineInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.info, nil
@@ -343,7 +344,7 @@ type fakeNetwork struct {
 	downs []string
 }
 
-func (n *fakeNetwork) SetUp(_ context.Context, sb Sandbox) ([]net.IP, error) {
+func (n *fakeNetwork) SetUp(_ context.Context, sb kubelet.Sandbox) ([]net.IP, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.ips == nil {
@@ -360,7 +361,7 @@ func (n *fakeNetwork) SetUp(_ context.Context, sb Sandbox) ([]net.IP, error) {
 	return []net.IP{ip}, nil
 }
 
-func (n *fakeNetwork) TearDown(_ context.Context, sb Sandbox) error {
+func (n *fakeNetwork) TearDown(_ context.Context, sb kubelet.Sandbox) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.downs = append(n.downs, sb.ID)

@@ -1,4 +1,4 @@
-package kubelet
+package kubelet_test
 
 import (
 	"context"
@@ -12,10 +12,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-sh/skiff/internal/kubelet"
 )
 
 func TestKubelet_RegistersNodeWithLease(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.Labels = map[string]string{"tier": "edge"} })
+	h := newHarness(t, func(c *kubelet.Config) { c.Labels = map[string]string{"tier": "edge"} })
 	ctx := context.Background()
 	var node *corev1.Node
 	eventually(t, "node ready", func() (bool, string) {
@@ -154,7 +156,7 @@ func TestKubelet_RunsPodAndReportsRunning(t *testing.T) {
 	if got, want := sb.Linux.CgroupParent, "/kubepods/besteffort/pod"+string(pod.UID); got != want {
 		t.Errorf("cgroup parent = %q, want %q", got, want)
 	}
-	for key, want := range map[string]string{"app": "web", labelPodUID: string(pod.UID), labelPodName: "web", labelPodNamespace: "default"} {
+	for key, want := range map[string]string{"app": "web", "io.kubernetes.pod.uid": string(pod.UID), "io.kubernetes.pod.name": "web", "io.kubernetes.pod.namespace": "default"} {
 		if sb.Labels[key] != want {
 			t.Errorf("sandbox label %s = %q, want %q", key, sb.Labels[key], want)
 		}
