@@ -4,6 +4,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
 	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
@@ -20,6 +21,9 @@ func builtins() []Controller {
 		}},
 		{Name: "deployment", New: func(d Deps) (Runner, error) {
 			return deployment.New(deployment.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "garbagecollector", New: func(d Deps) (Runner, error) {
+			return garbagecollector.New(garbagecollector.Config{Metadata: d.Metadata, Discovery: d.Discovery, Client: d.Client, Logger: d.Logger, Clock: d.Clock})
 		}},
 		{Name: "job", New: func(d Deps) (Runner, error) {
 			return job.New(job.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})

@@ -1,15 +1,17 @@
-package manager
+package manager_test
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -23,6 +25,7 @@ import (
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-sh/skiff/internal/controller/manager"
 	"github.com/skiff-sh/skiff/internal/testserver"
 )
 
@@ -36,10 +39,10 @@ func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	ts := testserver.Start(t)
 	client := kubernetes.NewForConfigOrDie(ts.Config)
-	m, err := New(Config{
+	m, err := manager.New(manager.Config{
 		REST:           ts.Config,
 		Logger:         slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		LeaderElection: LeaderElection{Disabled: true},
+		LeaderElection: manager.LeaderElection{Disabled: true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -471,4 +474,91 @@ func progressingCondition(d *appsv1.Deployment) *appsv1.DeploymentCondition {
 		}
 	}
 	return nil
+}
+
+func TestDeployment_DeleteCascades(t *testing.T) {
+	c := startCluster(t)
+	ctx := context.Background()
+	ns := "cascade"
+	if _, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubelet(t, c.client, ns)
+	count := func(ctx context.Context, app string) (rss, pods int, err error) {
+		rl, err := c.client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+		if err != nil {
+			return 0, 0, err
+		}
+		pl, err := c.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+		if err != nil {
+			return 0, 0, err
+		}
+		return len(rl.Items), len(pl.Items), nil
+	}
+	for _, tc := range []struct {
+		policy             metav1.DeletionPropagation
+		wantRSs, wantPods  int
+		orphansKeepNoOwner bool
+	}{
+		{policy: metav1.DeletePropagationBackground},
+		{policy: metav1.DeletePropagationForeground},
+		{policy: metav1.DeletePropagationOrphan, wantRSs: 1, wantPods: 3, orphansKeepNoOwner: true},
+	} {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			name := strings.ToLower(string(tc.policy))
+			if _, err := c.client.AppsV1().Deployments(ns).Create(ctx, deploymentOf(name, "registry.local/app:1", 3, rolling(intstr.FromInt32(1), intstr.FromInt32(0))), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			rolledOut(t, c.client, ns, name)
+			policy := tc.policy
+			if err := c.client.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.policy == metav1.DeletePropagationForeground {
+				// The Deployment stays until its ReplicaSet and pods are gone.
+				eventually(t, "the deployment gone", func(ctx context.Context) (bool, error) {
+					_, err := c.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+					if apierrors.IsNotFound(err) {
+						rss, pods, err := count(ctx, name)
+						if err != nil {
+							return false, err
+						}
+						if rss+pods != 0 {
+							return false, fmt.Errorf("deployment deleted before its dependents: %d replicasets, %d pods left", rss, pods)
+						}
+						return true, nil
+					}
+					return false, err
+				})
+			}
+			eventually(t, "the dependents settled", func(ctx context.Context) (bool, error) {
+				_, err := c.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+				if !apierrors.IsNotFound(err) {
+					return false, nil
+				}
+				rss, pods, err := count(ctx, name)
+				return err == nil && rss == tc.wantRSs && pods == tc.wantPods, err
+			})
+			if tc.orphansKeepNoOwner {
+				rl, err := c.client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+				if err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "the orphaned replicaset to lose its owner", func(ctx context.Context) (bool, error) {
+					rs, err := c.client.AppsV1().ReplicaSets(ns).Get(ctx, rl.Items[0].Name, metav1.GetOptions{})
+					return err == nil && len(rs.OwnerReferences) == 0, err
+				})
+				// The pods still belong to the ReplicaSet.
+				pl, err := c.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range pl.Items {
+					if ref := metav1.GetControllerOf(&p); ref == nil || ref.UID != rl.Items[0].UID {
+						t.Errorf("pod %s lost its ReplicaSet", p.Name)
+					}
+				}
+			}
+		})
+	}
 }

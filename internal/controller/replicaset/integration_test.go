@@ -1,4 +1,4 @@
-package replicaset
+package replicaset_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/testserver"
 )
 
@@ -24,7 +25,7 @@ import (
 func startController(t *testing.T, client kubernetes.Interface) {
 	t.Helper()
 	factory := informers.NewSharedInformerFactory(client, 0)
-	ctrl, err := New(Config{Client: client, Informers: factory, Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	ctrl, err := replicaset.New(replicaset.Config{Client: client, Informers: factory, Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func TestReplicaSet_AgainstAPIServer(t *testing.T) {
 		}
 		var victim corev1.Pod
 		for _, p := range pods {
-			if readySince(&p) == nil {
+			if len(p.Status.Conditions) == 0 {
 				victim = p
 			}
 		}
