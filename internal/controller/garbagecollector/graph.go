@@ -274,7 +274,9 @@ func diffOwners(old, cur []metav1.OwnerReference) (added, removed, changed []met
 	return added, removed, changed
 }
 
-func blocks(r metav1.OwnerReference) bool { return r.BlockOwnerDeletion != nil && *r.BlockOwnerDeletion }
+func blocks(r metav1.OwnerReference) bool {
+	return r.BlockOwnerDeletion != nil && *r.BlockOwnerDeletion
+}
 
 // snapshot is a copy of a node's state for a worker.
 type snapshot struct {

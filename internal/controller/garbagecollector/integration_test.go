@@ -241,7 +241,9 @@ func TestCollector_AgainstAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = client.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			_ = client.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{})
+		})
 		eventually(t, "an OwnerRefInvalidNamespace event", func(ctx context.Context) (bool, error) {
 			evs, err := client.CoreV1().Events("").List(ctx, metav1.ListOptions{})
 			if err != nil {
