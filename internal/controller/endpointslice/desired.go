@@ -2,9 +2,9 @@ package endpointslice
 
 import (
 	"cmp"
-	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -229,7 +229,7 @@ func deref[T any](p *T) T {
 func portsKey(ports []discoveryv1.EndpointPort) string {
 	keys := make([]string, len(ports))
 	for i, p := range ports {
-		keys[i] = fmt.Sprintf("%s/%d/%s/%s", deref(p.Name), deref(p.Port), deref(p.Protocol), deref(p.AppProtocol))
+		keys[i] = deref(p.Name) + "/" + strconv.Itoa(int(deref(p.Port))) + "/" + string(deref(p.Protocol)) + "/" + deref(p.AppProtocol)
 	}
 	slices.Sort(keys)
 	return strings.Join(keys, ";")

@@ -127,7 +127,7 @@ func TestController_AgainstAPIServer(t *testing.T) {
 		rvs[s.Name] = s.ResourceVersion
 	}
 	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		cached, err := c.slices.EndpointSlices("default").List(labels.Everything())
+		cached, err := c.slices.EndpointSlices("default").List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: "web"}))
 		if err != nil || len(cached) != len(rvs) {
 			return false, nil
 		}
