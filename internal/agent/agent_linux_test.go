@@ -11,10 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
@@ -71,51 +75,23 @@ type node struct {
 	client  kubernetes.Interface
 	kubelet *rest.Config // an API-server-like client of the kubelet API
 	image   string
+	root    string
 }
 
-func startNode(t *testing.T) *node {
+// cluster is a test API server with the toolbox image in a registry.
+type cluster struct {
+	ts     *testserver.Server
+	client kubernetes.Interface
+	image  string
+	// kubeletClient is the API server's kubelet client certificate.
+	kubeletClient *pki.KeyPair
+}
+
+func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	testutil.RequireRoot(t)
 	ts := testserver.Start(t)
-	client := kubernetes.NewForConfigOrDie(ts.Config)
-
-	netnsDir := t.TempDir()
-	paths, err := ns.Pin(netnsDir, []ns.Type{ns.Net}, ns.LoopbackUp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Unpin(paths[ns.Net]) })
-
 	reg := testimage.NewRegistry(t, testimage.RegistryOptions{})
-	ref := testimage.Toolbox(t).Push(t, reg, "toolbox:1")
-
-	root, logs := t.TempDir(), t.TempDir()
-	parent := randomName("skiff-test-agent-")
-	port := freePort(t)
-	a, err := agent.New(agent.Config{
-		NodeName: randomName("node-"), Client: ts.Config, RootDir: root, PodLogsDir: logs,
-		CgroupParent: parent, PodCIDR: "10.42.7.0/24", PodNetworkNetNS: paths[ns.Net],
-		NodeIP: net.IPv4(127, 0, 0, 1), KubeletAddress: "127.0.0.1", KubeletPort: port,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	n := &node{agent: a, client: client, image: ref}
-	t.Cleanup(func() { n.cleanup(t, cancel, done, root, parent) })
-	select {
-	case <-a.Ready():
-	case err := <-done:
-		t.Fatalf("agent stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("agent not ready after 60s")
-	}
-
-	// The kubelet API's caller: a certificate for the API server's
-	// kubelet client identity from the cluster CA.
 	bundle, err := pki.Ensure(pki.Config{Dir: ts.DataDir + "/tls"})
 	if err != nil {
 		t.Fatal(err)
@@ -124,10 +100,59 @@ func startNode(t *testing.T) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &cluster{
+		ts: ts, client: kubernetes.NewForConfigOrDie(ts.Config),
+		image: testimage.Toolbox(t).Push(t, reg, "toolbox:1"), kubeletClient: kp,
+	}
+}
+
+// pinNetNS makes a network namespace for a node's pod network.
+func pinNetNS(t *testing.T) string {
+	t.Helper()
+	paths, err := ns.Pin(t.TempDir(), []ns.Type{ns.Net}, ns.LoopbackUp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Unpin(paths[ns.Net]) })
+	return paths[ns.Net]
+}
+
+// startNode runs one node with its pod network in its own namespace.
+func startNode(t *testing.T) *node {
+	c := startCluster(t)
+	return c.startNode(t, pinNetNS(t), "10.42.7.0/24", net.IPv4(127, 0, 0, 1))
+}
+
+func (c *cluster) startNode(t *testing.T, netns, podCIDR string, nodeIP net.IP) *node {
+	t.Helper()
+	root, logs := t.TempDir(), t.TempDir()
+	parent := randomName("skiff-test-agent-")
+	port := freePort(t)
+	a, err := agent.New(agent.Config{
+		NodeName: randomName("node-"), Client: c.ts.Config, RootDir: root, PodLogsDir: logs,
+		CgroupParent: parent, PodCIDR: podCIDR, PodNetworkNetNS: netns,
+		NodeIP: nodeIP, KubeletAddress: "127.0.0.1", KubeletPort: port,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	n := &node{agent: a, client: c.client, image: c.image, root: root}
+	t.Cleanup(func() { n.cleanup(t, cancel, done, root, parent) })
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("agent not ready after 60s")
+	}
 	n.kubelet = &rest.Config{
 		Host: "https://" + a.KubeletAddr().String(),
 		// The kubelet's certificate is self-signed here.
-		TLSClientConfig: rest.TLSClientConfig{Insecure: true, CertData: kp.CertPEM, KeyData: kp.KeyPEM},
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true, CertData: c.kubeletClient.CertPEM, KeyData: c.kubeletClient.KeyPEM},
 	}
 	return n
 }
@@ -461,4 +486,112 @@ func TestAgent_RunsPodWithVolumesAndServesTheKubeletAPI(t *testing.T) {
 			}
 		}
 	})
+}
+
+// connectHosts joins two node network namespaces with a veth pair,
+// 192.168.250.1/24 in a and .2/24 in b: the nodes' LAN.
+func connectHosts(t *testing.T, a, b string) (net.IP, net.IP) {
+	t.Helper()
+	fa, err := os.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fb.Close()
+	veth := &netlink.Veth{
+		LinkAttrs: netlink.LinkAttrs{Name: "lana", Namespace: netlink.NsFd(int(fa.Fd()))},
+		PeerName:  "lanb", PeerNamespace: netlink.NsFd(int(fb.Fd())),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatalf("veth between the nodes: %v", err)
+	}
+	ips := []net.IP{net.IPv4(192, 168, 250, 1), net.IPv4(192, 168, 250, 2)}
+	for i, side := range []struct {
+		f    *os.File
+		name string
+	}{{fa, "lana"}, {fb, "lanb"}} {
+		h, err := netlink.NewHandleAt(netns.NsHandle(int(side.f.Fd())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		link, err := h.LinkByName(side.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: ips[i], Mask: net.CIDRMask(24, 32)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkSetUp(link); err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+	}
+	return ips[0], ips[1]
+}
+
+// TestAgent_PodsOnTwoNodesReachEachOther runs two agents whose pod
+// networks live in two namespaces joined like two hosts on a LAN: a pod
+// on node B reaches a pod on node A by its IP, through the routes the
+// agents' route syncers make from the Nodes.
+func TestAgent_PodsOnTwoNodesReachEachOther(t *testing.T) {
+	c := startCluster(t)
+	nsA, nsB := pinNetNS(t), pinNetNS(t)
+	ipA, ipB := connectHosts(t, nsA, nsB)
+	a := c.startNode(t, nsA, "10.42.10.0/24", ipA)
+	b := c.startNode(t, nsB, "10.42.11.0/24", ipB)
+	ctx := context.Background()
+	pod := func(name, node string, cmd ...string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: c.image, Command: cmd}}},
+		}
+	}
+	if _, err := c.client.CoreV1().Pods("default").Create(ctx, pod("server", a.agent.NodeName(), "serve-tcp", "8080"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.client.CoreV1().Pods("default").Create(ctx, pod("client", b.agent.NodeName(), "sleep", "infinity"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	server := a.waitRunning(t, "default", "server")
+	client := b.waitRunning(t, "default", "client")
+	if server.Status.PodIP == "" || client.Status.PodIP == "" {
+		t.Fatalf("pod IPs %q and %q", server.Status.PodIP, client.Status.PodIP)
+	}
+	sandboxes, err := filepath.Glob(filepath.Join(b.root, "cri", "runtime", "sandboxes", "*", "ns", "net"))
+	if err != nil || len(sandboxes) != 1 {
+		t.Fatalf("client sandbox netns: %v %v", sandboxes, err)
+	}
+	target := net.JoinHostPort(server.Status.PodIP, "8080")
+	var last error
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		last = ns.Do(map[ns.Type]string{ns.Net: sandboxes[0]}, func() error {
+			conn, err := net.DialTimeout("tcp", target, 2*time.Second)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := conn.Write([]byte("across\n")); err != nil {
+				return err
+			}
+			buf := make([]byte, 7)
+			if _, err := io.ReadFull(conn, buf); err != nil {
+				return err
+			}
+			if string(buf) != "across\n" {
+				return fmt.Errorf("echo %q", buf)
+			}
+			return nil
+		})
+		if last == nil {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("pod %s on node B cannot reach %s on node A: %v", client.Status.PodIP, target, last)
 }
