@@ -19,6 +19,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/container"
 	"github.com/skiff-sh/skiff/internal/container/image"
+	"github.com/skiff-sh/skiff/internal/container/imageservice"
 )
 
 // Images is the image store, as the CRI image service uses it.
@@ -109,6 +110,16 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(s.unaryInterceptor), grpc.ChainStreamInterceptor(s.streamInterceptor))
 	runtimeapi.RegisterRuntimeServiceServer(s.grpc, &runtimeService{s: s})
 	runtimeapi.RegisterImageServiceServer(s.grpc, &imageService{s: s})
+	// Beside the CRI, skiff's image service (imports, pulls with progress,
+	// GC) when the store can do that; CRI clients never call it.
+	if store, ok := cfg.Images.(imageservice.Store); ok {
+		svc, err := imageservice.NewServer(imageservice.Config{Store: store, Logger: cfg.Logger.WithGroup("imageservice")})
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("cri: %w", err)
+		}
+		svc.Register(s.grpc)
+	}
 	return s, nil
 }
 
