@@ -61,6 +61,7 @@ func newRootCommand() *cobra.Command {
 		newServerCommand(),
 		newAgentCommand(),
 		newCRICommand(),
+		newImagesCommand(),
 		newKubectlCommand(),
 		newVersionCommand(),
 	)
