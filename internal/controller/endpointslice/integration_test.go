@@ -1,4 +1,4 @@
-package endpointslice
+package endpointslice_test
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/testserver"
 )
 
@@ -30,7 +30,7 @@ func TestController_AgainstAPIServer(t *testing.T) {
 	defer cancel()
 
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(Config{Client: client, Informers: factory, MaxEndpointsPerSlice: 2})
+	c, err := endpointslice.New(endpointslice.Config{Client: client, Informers: factory, MaxEndpointsPerSlice: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,11 @@ func TestController_AgainstAPIServer(t *testing.T) {
 		for _, s := range list.Items {
 			for _, ep := range s.Endpoints {
 				for _, p := range s.Ports {
-					eps = append(eps, fmt.Sprintf("%s:%d ready=%v zone=%s", ep.Addresses[0], *p.Port, *ep.Conditions.Ready, deref(ep.Zone)))
+					zone := ""
+					if ep.Zone != nil {
+						zone = *ep.Zone
+					}
+					eps = append(eps, fmt.Sprintf("%s:%d ready=%v zone=%s", ep.Addresses[0], *p.Port, *ep.Conditions.Ready, zone))
 				}
 			}
 		}
@@ -127,7 +131,7 @@ func TestController_AgainstAPIServer(t *testing.T) {
 		rvs[s.Name] = s.ResourceVersion
 	}
 	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		cached, err := c.slices.EndpointSlices("default").List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: "web"}))
+		cached, err := endpointslice.CachedSlices(c, "default", "web")
 		if err != nil || len(cached) != len(rvs) {
 			return false, nil
 		}
@@ -141,7 +145,7 @@ func TestController_AgainstAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cache never caught up: %v", err)
 	}
-	if err := c.sync(ctx, "default/web"); err != nil {
+	if err := endpointslice.SyncNow(ctx, c, "default/web"); err != nil {
 		t.Fatalf("sync of a settled service: %v", err)
 	}
 	_, after := summary()

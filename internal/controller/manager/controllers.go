@@ -4,9 +4,15 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/endpoints"
+	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
 	"github.com/skiff-sh/skiff/internal/controller/job"
+	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
+	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
+	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
 )
 
@@ -36,6 +42,24 @@ func builtins() []Controller {
 		}},
 		{Name: "statefulset", New: func(d Deps) (Runner, error) {
 			return statefulset.New(statefulset.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "nodelifecycle", New: func(d Deps) (Runner, error) {
+			return nodelifecycle.New(nodelifecycle.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "nodeipam", New: func(d Deps) (Runner, error) {
+			return nodeipam.New(nodeipam.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "endpoints", New: func(d Deps) (Runner, error) {
+			return endpoints.New(endpoints.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "endpointslice", New: func(d Deps) (Runner, error) {
+			return endpointslice.New(endpointslice.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "serviceaccount", New: func(d Deps) (Runner, error) {
+			return serviceaccount.New(serviceaccount.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "podgc", New: func(d Deps) (Runner, error) {
+			return podgc.New(podgc.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
 		}},
 	}
 }
