@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiff-sh/skiff/internal/server"
+	"github.com/skiff-sh/skiff/internal/server/cluster"
 )
 
 type serverFlags struct {
@@ -51,7 +52,7 @@ Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 			if err != nil {
 				return err
 			}
-			cfg := server.Config{
+			cfg := cluster.Config{Server: server.Config{
 				DataDir:       f.dataDir,
 				BindAddress:   f.bindAddress,
 				HTTPSPort:     f.httpsPort,
@@ -61,9 +62,10 @@ Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 				NodePortRange: f.nodePortRange,
 				TokenAuthFile: f.tokenAuthFile,
 				ClusterCIDR:   f.clusterCIDR,
-				DisableAgent:  f.disableAgent,
-				KubeletPort:   f.kubeletPort,
 				Logger:        logger,
+			},
+				DisableAgent: f.disableAgent,
+				KubeletPort:  f.kubeletPort,
 			}
 			if f.nodeIP != "" {
 				if cfg.AgentNodeIP = net.ParseIP(f.nodeIP); cfg.AgentNodeIP == nil {
@@ -71,8 +73,8 @@ Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 				}
 			}
 			if f.advertiseAddress != "" {
-				cfg.AdvertiseAddress = net.ParseIP(f.advertiseAddress)
-				if cfg.AdvertiseAddress == nil {
+				cfg.Server.AdvertiseAddress = net.ParseIP(f.advertiseAddress)
+				if cfg.Server.AdvertiseAddress == nil {
 					return fmt.Errorf("--advertise-address %q is not an IP address", f.advertiseAddress)
 				}
 			}
@@ -81,9 +83,9 @@ Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 				if err != nil {
 					return err
 				}
-				cfg.EtcdTLS = tc
+				cfg.Server.EtcdTLS = tc
 			}
-			s, err := server.New(cfg)
+			s, err := cluster.New(cfg)
 			if err != nil {
 				return err
 			}

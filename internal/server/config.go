@@ -43,17 +43,11 @@ type Config struct {
 	// 10.42.0.0/16.
 	ClusterCIDR string
 
-	// DisableAgent runs no node agent on this host (a control plane
-	// only). DisableScheduler and DisableControllers leave those out too,
-	// for tests that run their own.
-	DisableAgent       bool
-	DisableScheduler   bool
-	DisableControllers bool
-	// KubeletPort is the local agent's kubelet API port; 0 means 10250.
-	KubeletPort int
-	// AgentNodeIP is the IP the local agent reports; nil picks the
-	// host's (AdvertiseAddress when it is not loopback).
-	AgentNodeIP net.IP
+	// Extend, when set, adds parts that run once the API server is ready
+	// (the scheduler, controllers, a node agent: see package cluster).
+	// They are stopped, and waited for, before the API server stops; one
+	// that fails stops the server.
+	Extend func(env Env) ([]Part, error)
 
 	// TokenAuthFile is an optional static token file (upstream's
 	// --token-auth-file format).

@@ -185,7 +185,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// The rest of the cluster: components that reach the API over HTTPS
 	// like any client, stopped (and waited for) before the API server.
 	compCtx, stopComponents := context.WithCancel(ctx)
-	components, err := s.startComponents(compCtx)
+	components, err := s.startParts(compCtx)
 	if err != nil {
 		stopComponents()
 		srv.Close()

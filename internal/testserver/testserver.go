@@ -1,6 +1,6 @@
 // Package testserver starts a real skiff control plane (API server on an
-// embedded etcd, HTTPS, certificates, bootstrap objects) inside a test
-// process, on a temporary data dir and a free port, for integration tests
+// embedded etcd, HTTPS, certificates, bootstrap objects — no scheduler,
+// controllers or node agent) inside a test process, on a temporary data dir and a free port, for integration tests
 // of anything that talks to the API: controllers, the scheduler, the node
 // agent.
 //
@@ -40,11 +40,6 @@ type Options struct {
 	Logger *slog.Logger
 	// CompactionInterval, when not zero, overrides the server's.
 	CompactionInterval time.Duration
-	// WithScheduler and WithControllers run those components in the
-	// server too (by default the test server is an API server alone, so
-	// tests of a component run exactly one of it). The node agent never
-	// runs in a test server: it needs root and owns host resources.
-	WithScheduler, WithControllers bool
 }
 
 // Start runs a control plane until the test ends.
@@ -64,9 +59,6 @@ func StartWithOptions(t testing.TB, opts Options) *Server {
 		BindAddress:        "127.0.0.1",
 		HTTPSPort:          port,
 		CompactionInterval: opts.CompactionInterval,
-		DisableAgent:       true,
-		DisableScheduler:   !opts.WithScheduler,
-		DisableControllers: !opts.WithControllers,
 		Logger:             logger,
 	})
 	if err != nil {

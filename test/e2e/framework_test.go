@@ -67,12 +67,12 @@ type cluster struct {
 	extraArgs  []string
 }
 
-// startCluster runs `skiff server` on a fresh data dir and waits until it
-// is ready. The process runs in its own process group; it is killed and its
+// startCluster runs `skiff server` on a fresh data dir, without a node
+// agent (see nodeCluster for one with), and waits until it is ready. The process runs in its own process group; it is killed and its
 // log printed (on failure) at the end of the test.
 func startCluster(t *testing.T, args ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dataDir: t.TempDir(), port: freePort(t), extraArgs: args}
+	c := &cluster{t: t, dataDir: t.TempDir(), port: freePort(t), extraArgs: append([]string{"--disable-agent"}, args...)}
 	c.kubeconfig = filepath.Join(c.dataDir, "admin.kubeconfig")
 	c.start()
 	t.Cleanup(func() {

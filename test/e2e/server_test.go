@@ -163,16 +163,24 @@ func TestServer_AuthenticationAndPublicEndpoints(t *testing.T) {
 	}
 }
 
-// TestKubectl120_GetApplyDelete drives the cluster with Debian's kubectl
-// 1.20, which speaks OpenAPI v2 only and no WatchList.
-func TestKubectl120_GetApplyDelete(t *testing.T) {
-	old := os.Getenv("SKIFF_KUBECTL_1_20")
-	if old == "" {
+// kubectl120 returns the path of Debian's kubectl 1.20 (hack/test installs
+// it and sets SKIFF_KUBECTL_1_20).
+func kubectl120(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("SKIFF_KUBECTL_1_20")
+	if p == "" {
 		if os.Getenv("SKIFF_REQUIRE_ROOT") == "1" {
 			t.Fatal("SKIFF_KUBECTL_1_20 is not set: hack/test installs Debian's kubectl 1.20 and sets it")
 		}
 		t.Skip("SKIFF_KUBECTL_1_20 not set (hack/test sets it)")
 	}
+	return p
+}
+
+// TestKubectl120_GetApplyDelete drives the cluster with Debian's kubectl
+// 1.20, which speaks OpenAPI v2 only and no WatchList.
+func TestKubectl120_GetApplyDelete(t *testing.T) {
+	old := kubectl120(t)
 	c := startCluster(t)
 	dir := t.TempDir()
 	manifest := writeFile(t, dir, "web.yaml", webManifest)
