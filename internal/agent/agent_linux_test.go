@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
@@ -74,8 +75,10 @@ type node struct {
 	agent   *agent.Agent
 	client  kubernetes.Interface
 	kubelet *rest.Config // an API-server-like client of the kubelet API
-	image   string
-	root    string
+	// apiConfig is an admin client of the API server.
+	apiConfig *rest.Config
+	image     string
+	root      string
 }
 
 // cluster is a test API server with the toolbox image in a registry.
@@ -140,7 +143,7 @@ func (c *cluster) startNode(t *testing.T, netns, podCIDR string, nodeIP net.IP) 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	n := &node{agent: a, client: c.client, image: c.image, root: root}
+	n := &node{agent: a, client: c.client, image: c.image, root: root, apiConfig: c.ts.Config}
 	t.Cleanup(func() { n.cleanup(t, cancel, done, root, parent) })
 	select {
 	case <-a.Ready():
@@ -466,6 +469,65 @@ func TestAgent_RunsPodWithVolumesAndServesTheKubeletAPI(t *testing.T) {
 		buf := make([]byte, 5)
 		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping\n" {
 			t.Errorf("echo through port-forward: %q, %v", buf, err)
+		}
+	})
+
+	t.Run("logs, exec and port-forward through the API server as kubectl does", func(t *testing.T) {
+		logs, err := n.client.CoreV1().Pods(nsName).GetLogs("web", &corev1.PodLogOptions{Container: "server", Timestamps: true}).DoRaw(ctx)
+		if err != nil || !strings.Contains(string(logs), "serve-tcp: listening on") {
+			t.Errorf("pods/log: %q, %v", logs, err)
+		}
+		req := n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(nsName).Name("web").SubResource("exec").
+			VersionedParams(&corev1.PodExecOptions{Container: "server", Command: []string{"cat", "/etc/secret/password"}, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+		ex, err := kubectlExec(n.apiConfig, req.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut}); err != nil || out.String() != "hunter2" {
+			t.Errorf("pods/exec: %q %q %v", out.String(), errOut.String(), err)
+		}
+
+		pfURL := n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(nsName).Name("web").SubResource("portforward").URL()
+		tr, upgrader, err := spdy.RoundTripperFor(n.apiConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spdyDialer := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: tr}, "POST", pfURL)
+		wsDialer, err := portforward.NewSPDYOverWebsocketDialerForStreaming(pfURL, n.apiConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dialer := portforward.NewFallbackDialerForStreaming(wsDialer, spdyDialer, func(err error) bool {
+			return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+		})
+		stop, ready := make(chan struct{}), make(chan struct{})
+		fw, err := portforward.NewOnAddressesForStreaming(dialer, []string{"127.0.0.1"}, []string{"0:8080"}, stop, ready, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- fw.ForwardPorts() }()
+		defer close(stop)
+		select {
+		case <-ready:
+		case err := <-errc:
+			t.Fatalf("pods/portforward: %v", err)
+		}
+		ports, err := fw.GetPorts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0].Local), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		c.Write([]byte("via api\n"))
+		buf := make([]byte, 8)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "via api\n" {
+			t.Errorf("echo through pods/portforward: %q, %v", buf, err)
 		}
 	})
 

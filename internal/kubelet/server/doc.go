@@ -13,8 +13,8 @@
 //	GET  /healthz                                          "ok" (no credentials needed)
 //	GET  /pods                                             v1 PodList of the pods bound here
 //	GET  /containerLogs/<ns>/<pod>/<container>             the container's log, see below
-//	GET|POST /exec/<ns>/<pod>[/<uid>]/<container>          ?command=..&command=..&stdin=1&stdout=1&stderr=1&tty=1
-//	GET|POST /attach/<ns>/<pod>[/<uid>]/<container>        ?stdin=1&stdout=1&stderr=1&tty=1
+//	GET|POST /exec/<ns>/<pod>[/<uid>]/<container>          ?command=..&command=..&input=1&output=1&error=1&tty=1
+//	GET|POST /attach/<ns>/<pod>[/<uid>]/<container>        ?input=1&output=1&error=1&tty=1
 //	GET|POST /portForward/<ns>/<pod>[/<uid>]               ports travel in the stream headers
 //	GET  /stats/summary                                    stats/v1alpha1 Summary (?only_cpu_and_memory=true)
 //	GET  /metrics/resource                                 Prometheus text: node_, pod_, container_ cpu and memory

@@ -161,10 +161,10 @@ func runExec(t *testing.T, ts *testServer, newExec func(cfg *rest.Config, u *url
 	}
 	var out, errOut bytes.Buffer
 	opts := remotecommand.StreamOptions{Stdout: &out, Tty: tc.tty}
-	if strings.Contains(tc.path, "stderr=1") {
+	if strings.Contains(tc.path, "stderr=1") || strings.Contains(tc.path, "error=1") {
 		opts.Stderr = &errOut
 	}
-	if strings.Contains(tc.path, "stdin=1") {
+	if strings.Contains(tc.path, "stdin=1") || strings.Contains(tc.path, "input=1") {
 		opts.Stdin = strings.NewReader(tc.stdin)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -190,6 +190,7 @@ func TestServer_ExecAndAttach(t *testing.T) {
 	cases := []execCase{
 		{name: "exec echo", path: "/exec/default/web/main?command=echo&command=hello&command=world&stdout=1&stderr=1", wantOut: "hello world\n"},
 		{name: "exec with UID in the path", path: "/exec/default/web/uid-web/main?command=echo&command=hi&stdout=1", wantOut: "hi\n"},
+		{name: "exec with the API server's parameter names", path: "/exec/default/web/main?command=cat&input=1&output=1&error=1", stdin: "piped", wantOut: "piped"},
 		{name: "exec stdin", path: "/exec/default/web/main?command=cat&stdin=1&stdout=1&stderr=1", stdin: "from stdin", wantOut: "from stdin"},
 		{name: "exec exit code and stderr", path: "/exec/default/web/main?command=fail&stdout=1&stderr=1", wantErrOut: "failing in ctr-main\n", wantExit: 3},
 		{name: "attach", path: "/attach/default/web/main?stdin=1&stdout=1&stderr=1", stdin: "typed", wantOut: "attached to ctr-main\ntyped"},

@@ -6,14 +6,17 @@ import (
 	"net/url"
 	"strconv"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/proxy"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// streamOptions are the query parameters of /exec and /attach: stdin,
-// stdout, stderr and tty ("1" or "true"), and for exec the command, one
-// "command" parameter per argument.
+// streamOptions are the query parameters of /exec and /attach, as the
+// API server sends them (corev1.ExecStdinParam and friends): input,
+// output, error and tty ("1" or "true"), and for exec the command, one
+// "command" parameter per argument. stdin, stdout and stderr are accepted
+// as other names of input, output and error.
 type streamOptions struct {
 	stdin, stdout, stderr, tty bool
 	command                    []string
@@ -23,18 +26,25 @@ func parseStreamOptions(r *http.Request, exec bool) (streamOptions, error) {
 	q := r.URL.Query()
 	var o streamOptions
 	for _, p := range []struct {
-		name string
-		dst  *bool
-	}{{"stdin", &o.stdin}, {"stdout", &o.stdout}, {"stderr", &o.stderr}, {"tty", &o.tty}} {
-		v := q.Get(p.name)
-		if v == "" {
-			continue
+		names []string
+		dst   *bool
+	}{
+		{[]string{corev1.ExecStdinParam, "stdin"}, &o.stdin},
+		{[]string{corev1.ExecStdoutParam, "stdout"}, &o.stdout},
+		{[]string{corev1.ExecStderrParam, "stderr"}, &o.stderr},
+		{[]string{corev1.ExecTTYParam}, &o.tty},
+	} {
+		for _, name := range p.names {
+			v := q.Get(name)
+			if v == "" {
+				continue
+			}
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return o, fmt.Errorf("%s=%q: not a boolean", name, v)
+			}
+			*p.dst = *p.dst || b
 		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return o, fmt.Errorf("%s=%q: not a boolean", p.name, v)
-		}
-		*p.dst = b
 	}
 	if !o.stdin && !o.stdout && !o.stderr {
 		return o, fmt.Errorf("you must specify at least one of stdin, stdout, stderr")
@@ -44,7 +54,7 @@ func parseStreamOptions(r *http.Request, exec bool) (streamOptions, error) {
 		o.stderr = false
 	}
 	if exec {
-		o.command = q["command"]
+		o.command = q[corev1.ExecCommandParam]
 		if len(o.command) == 0 {
 			return o, fmt.Errorf("no command given: pass it as command=<arg> parameters")
 		}
