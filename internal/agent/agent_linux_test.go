@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/transport/spdy"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/skiff-sh/skiff/internal/agent"
@@ -528,6 +529,33 @@ func TestAgent_RunsPodWithVolumesAndServesTheKubeletAPI(t *testing.T) {
 		buf := make([]byte, 8)
 		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "via api\n" {
 			t.Errorf("echo through pods/portforward: %q, %v", buf, err)
+		}
+	})
+
+	t.Run("pod metrics for kubectl top", func(t *testing.T) {
+		mc, err := metricsclient.NewForConfig(n.apiConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// CPU rates need two readings; the kubelet API reads stats every
+		// 10 seconds.
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			pm, err := mc.MetricsV1beta1().PodMetricses(nsName).Get(ctx, "web", metav1.GetOptions{})
+			if err == nil && len(pm.Containers) == 1 {
+				if mem := pm.Containers[0].Usage.Memory(); mem.IsZero() {
+					t.Errorf("container memory usage is zero: %+v", pm.Containers[0].Usage)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no pod metrics: %v %+v", err, pm)
+			}
+			time.Sleep(time.Second)
+		}
+		nm, err := mc.MetricsV1beta1().NodeMetricses().Get(ctx, n.agent.NodeName(), metav1.GetOptions{})
+		if err != nil || nm.Usage.Memory().IsZero() {
+			t.Errorf("node metrics: %+v, %v", nm, err)
 		}
 	})
 
