@@ -153,6 +153,10 @@ func podPhase(pod *corev1.Pod, inits, apps []corev1.ContainerStatus, deleting bo
 func computePodStatus(in statusInput) corev1.PodStatus {
 	pod := in.pod
 	old := pod.Status
+	if t := in.terminal; t != nil && t.rejected {
+		// A rejected pod never ran here: upstream reports only why.
+		return corev1.PodStatus{Phase: corev1.PodFailed, Reason: t.reason, Message: t.message, QOSClass: qos.Class(pod), ObservedGeneration: pod.Generation}
+	}
 	deleting := pod.DeletionTimestamp != nil
 	s := corev1.PodStatus{
 		QOSClass:           qos.Class(pod),
@@ -287,7 +291,9 @@ func (in *statusInput) containerStatus(c *corev1.Container, isInit, initialized 
 			r, ok := in.probe(latest.Id, prober.Readiness)
 			ready = ok && r == prober.Success
 		}
-		cs.Ready = ready
+		// A regular init container is ready once it has completed, not
+		// while it runs.
+		cs.Ready = ready && !(isInit && !isSidecar(c))
 		cs.Resources = &corev1.ResourceRequirements{Requests: c.Resources.Requests.DeepCopy(), Limits: c.Resources.Limits.DeepCopy()}
 		if len(c.Resources.Requests) > 0 {
 			cs.AllocatedResources = c.Resources.Requests.DeepCopy()
@@ -305,6 +311,7 @@ func (in *statusInput) containerStatus(c *corev1.Container, isInit, initialized 
 			cs.LastTerminationState.Terminated = t
 		} else {
 			cs.State.Terminated = t
+			cs.Ready = isInit && !isSidecar(c) && t.ExitCode == 0
 		}
 	}
 	if cs.LastTerminationState.Terminated == nil {

@@ -51,7 +51,7 @@ func (k *Kubelet) syncRunning(ctx context.Context, w *podWorker, pod *corev1.Pod
 		if rp.empty() {
 			if reason, msg := k.admit(pod); reason != "" {
 				k.recorder.Event(pod, corev1.EventTypeWarning, reason, msg)
-				w.terminal = &terminalStatus{reason: reason, message: "Pod was rejected: " + msg}
+				w.terminal = &terminalStatus{reason: reason, message: "Pod was rejected: " + msg, rejected: true}
 				k.syncTerminating(ctx, w, pod, rp)
 				return
 			}

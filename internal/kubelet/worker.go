@@ -82,6 +82,8 @@ type terminalStatus struct {
 	disruption bool
 	// grace, when set, overrides the termination grace period.
 	grace *int64
+	// rejected: admission refused the pod; it never ran here.
+	rejected bool
 }
 
 func newPodWorker(uid types.UID) *podWorker {
