@@ -8,6 +8,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
 	"github.com/skiff-sh/skiff/internal/controller/job"
+	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
@@ -30,6 +31,9 @@ func builtins() []Controller {
 		}},
 		{Name: "garbagecollector", New: func(d Deps) (Runner, error) {
 			return garbagecollector.New(garbagecollector.Config{Metadata: d.Metadata, Discovery: d.Discovery, Client: d.Client, Logger: d.Logger, Clock: d.Clock})
+		}},
+		{Name: "namespace", New: func(d Deps) (Runner, error) {
+			return namespace.New(namespace.Config{Client: d.Client, Metadata: d.Metadata, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
 		}},
 		{Name: "job", New: func(d Deps) (Runner, error) {
 			return job.New(job.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})

@@ -562,3 +562,41 @@ func TestDeployment_DeleteCascades(t *testing.T) {
 		})
 	}
 }
+
+func TestNamespace_DeletingItRemovesEverythingInIt(t *testing.T) {
+	c := startCluster(t)
+	ctx := context.Background()
+	ns := "short-lived"
+	if _, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubelet(t, c.client, ns)
+	if _, err := c.client.AppsV1().Deployments(ns).Create(ctx, deploymentOf("web", "registry.local/app:1", 3, rolling(intstr.FromInt32(1), intstr.FromInt32(0))), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rolledOut(t, c.client, ns, "web")
+	if err := c.client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the namespace gone", func(ctx context.Context) (bool, error) {
+		_, err := c.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+	pods, err := c.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss, err := c.client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items)+len(rss.Items) != 0 {
+		t.Errorf("%d pods and %d replicasets outlived their namespace", len(pods.Items), len(rss.Items))
+	}
+}
