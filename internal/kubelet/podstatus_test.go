@@ -233,7 +233,7 @@ func TestPodStatus_KeepsTransitionTimesAndTerminalPhase(t *testing.T) {
 	later := computePodStatus(statusInput{
 		pod: s.pod, rp: s.rp, podIPs: s.podIPs, hostIPs: []string{"192.0.2.10"}, runtimeName: "skiff",
 		waiting: s.waiting, now: t0.Add(time.Hour),
-		probe:   func(string, prober.Kind) (prober.Result, bool) { return 0, false },
+		probe: func(string, prober.Kind) (prober.Result, bool) { return 0, false },
 	})
 	if diff := cmp.Diff(first.Conditions, later.Conditions); diff != "" {
 		t.Errorf("unchanged conditions changed (-first +later):\n%s", diff)

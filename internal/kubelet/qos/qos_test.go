@@ -61,7 +61,6 @@ func TestClass(t *testing.T) {
 	}
 }
 
-
 func TestPodCgroupAndResources(t *testing.T) {
 	tests := []struct {
 		name     string
