@@ -137,8 +137,8 @@ func (c *Controller) updateNodeHealth(ctx context.Context, node *corev1.Node) (o
 	return observed, current, err
 }
 
-func (c *Controller) tryUpdateNodeHealth(ctx context.Context, in *corev1.Node) (corev1.NodeCondition, *corev1.NodeCondition, error) {
-	node := in.DeepCopy()
+func (c *Controller) tryUpdateNodeHealth(ctx context.Context, node *corev1.Node) (corev1.NodeCondition, *corev1.NodeCondition, error) {
+	// node is the cache's: read only, copied below if it must change.
 	now := c.cfg.Clock.Now()
 	current := readyCondition(node)
 
@@ -192,6 +192,8 @@ func (c *Controller) tryUpdateNodeHealth(ctx context.Context, in *corev1.Node) (
 		return observed, current, nil
 	}
 	// Silent for longer than the grace period.
+	in := node
+	node = node.DeepCopy()
 	ts := metav1.NewTime(now)
 	for _, t := range conditionsToUnknown {
 		cond := condition(node, t)
