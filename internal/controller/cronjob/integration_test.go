@@ -1,4 +1,4 @@
-package cronjob
+package cronjob_test
 
 import (
 	"context"
@@ -14,8 +14,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	testingclock "k8s.io/utils/clock/testing"
 
+	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/testserver"
 )
+
+func ptrTo[T any](v T) *T { return &v }
 
 type testLog struct{ t *testing.T }
 
@@ -55,7 +58,7 @@ func TestIntegration(t *testing.T) {
 	}
 	clock := testingclock.NewFakeClock(created.CreationTimestamp.Add(61 * time.Second))
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(Config{
+	c, err := cronjob.New(cronjob.Config{
 		Client:    client,
 		Informers: factory,
 		Clock:     clock,

@@ -105,6 +105,9 @@ func (c Config) validate() error {
 	case c.FailedPodBackoff < 0 || c.MaxFailedPodBackoff < 0:
 		return errors.New("failed pod backoff must not be negative")
 	}
+	if d := c.withDefaults(); d.MaxFailedPodBackoff < d.FailedPodBackoff {
+		return fmt.Errorf("max failed pod backoff %v is below failed pod backoff %v", d.MaxFailedPodBackoff, d.FailedPodBackoff)
+	}
 	return nil
 }
 
@@ -141,9 +144,6 @@ func New(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("daemonset controller config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	if cfg.MaxFailedPodBackoff < cfg.FailedPodBackoff {
-		return nil, fmt.Errorf("daemonset controller config: max failed pod backoff %v is below failed pod backoff %v", cfg.MaxFailedPodBackoff, cfg.FailedPodBackoff)
-	}
 	backoff := flowcontrol.NewBackOff(cfg.FailedPodBackoff, cfg.MaxFailedPodBackoff)
 	backoff.Clock = cfg.Clock
 	c := &Controller{

@@ -1,7 +1,8 @@
-package daemonset
+package daemonset_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -19,8 +20,40 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 
+	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/testserver"
 )
+
+func newNode(name string, taints ...corev1.Taint) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{Taints: taints}}
+}
+
+func isReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func ready(p *corev1.Pod) {
+	p.Status.Phase = corev1.PodRunning
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
+}
+
+// targetNode is the node a daemon pod's affinity names.
+func targetNode(p *corev1.Pod) (string, error) {
+	a := p.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return "", fmt.Errorf("pod %s has no node affinity", p.Name)
+	}
+	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) != 1 || len(terms[0].MatchFields) != 1 || len(terms[0].MatchFields[0].Values) != 1 {
+		return "", fmt.Errorf("pod %s node affinity %v names no single node", p.Name, terms)
+	}
+	return terms[0].MatchFields[0].Values[0], nil
+}
 
 type testLog struct{ t *testing.T }
 
@@ -42,16 +75,15 @@ func TestIntegration(t *testing.T) {
 	ctx := context.Background()
 	for _, n := range []*corev1.Node{
 		newNode("plain"),
-		newNode("gpu", taint("dedicated", corev1.TaintEffectNoSchedule)),
-		newNode("not-ready", taint(corev1.TaintNodeNotReady, corev1.TaintEffectNoExecute)),
+		newNode("gpu", corev1.Taint{Key: "dedicated", Effect: corev1.TaintEffectNoSchedule}),
+		newNode("not-ready", corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute}),
 	} {
-		n.ResourceVersion = ""
 		if _, err := client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(Config{
+	c, err := daemonset.New(daemonset.Config{
 		Client:    client,
 		Informers: factory,
 		Logger:    slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),

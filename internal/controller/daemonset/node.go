@@ -2,6 +2,7 @@ package daemonset
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,24 +27,39 @@ const (
 // whether one already there may stay (stay: it tolerates the node's
 // NoExecute taints even if not its NoSchedule ones).
 func shouldRun(node *corev1.Node, ds *appsv1.DaemonSet) (run, stay bool) {
-	if n := ds.Spec.Template.Spec.NodeName; n != "" && n != node.Name {
-		return false, false
-	}
+	return newPlacer(ds).fits(node)
+}
+
+// placer answers shouldRun for one DaemonSet and many nodes, with the
+// daemon pod and its node affinity built once.
+type placer struct {
+	nodeName    string
+	tolerations []corev1.Toleration
+	affinity    nodeaffinity.RequiredNodeAffinity
+}
+
+func newPlacer(ds *appsv1.DaemonSet) *placer {
 	pod := &corev1.Pod{ObjectMeta: ds.Spec.Template.ObjectMeta, Spec: *ds.Spec.Template.Spec.DeepCopy()}
 	pod.Namespace = ds.Namespace
-	pod.Spec.NodeName = node.Name
 	addDaemonTolerations(&pod.Spec)
-	if fits, err := nodeaffinity.GetRequiredNodeAffinity(pod).Match(node); err != nil || !fits {
+	return &placer{
+		nodeName:    ds.Spec.Template.Spec.NodeName,
+		tolerations: pod.Spec.Tolerations,
+		affinity:    nodeaffinity.GetRequiredNodeAffinity(pod),
+	}
+}
+
+// fits is shouldRun for the placer's DaemonSet.
+func (pl *placer) fits(node *corev1.Node) (run, stay bool) {
+	if pl.nodeName != "" && pl.nodeName != node.Name {
+		return false, false
+	}
+	if ok, err := pl.affinity.Match(node); err != nil || !ok {
 		return false, false
 	}
 	untolerated := func(effects ...corev1.TaintEffect) bool {
-		_, found := schedulinghelpers.FindMatchingUntoleratedTaint(logr.Discard(), node.Spec.Taints, pod.Spec.Tolerations, func(t *corev1.Taint) bool {
-			for _, e := range effects {
-				if t.Effect == e {
-					return true
-				}
-			}
-			return false
+		_, found := schedulinghelpers.FindMatchingUntoleratedTaint(logr.Discard(), node.Spec.Taints, pl.tolerations, func(t *corev1.Taint) bool {
+			return slices.Contains(effects, t.Effect)
 		}, true)
 		return found
 	}

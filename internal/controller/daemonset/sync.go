@@ -18,12 +18,16 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
+type fit struct{ run, stay bool }
+
 // syncState is what one sync knows about a DaemonSet. ds is the cache's
 // and must not be modified.
 type syncState struct {
 	key   string
 	ds    *appsv1.DaemonSet
 	nodes []*corev1.Node
+	// fit holds shouldRun's answers for the nodes, by name.
+	fit map[string]fit
 	// pods are the claimed pods; byNode maps node names to them, without
 	// pods that are both being deleted and terminal.
 	pods   []*corev1.Pod
@@ -73,7 +77,12 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, fmt.Errorf("daemonset %s: revisions: %w", key, err)
 	}
-	s := &syncState{key: key, ds: ds, nodes: nodes, hash: cur.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]}
+	s := &syncState{key: key, ds: ds, nodes: nodes, hash: cur.Labels[appsv1.DefaultDaemonSetUniqueLabelKey], fit: make(map[string]fit, len(nodes))}
+	pl := newPlacer(ds)
+	for _, n := range nodes {
+		run, stay := pl.fits(n)
+		s.fit[n.Name] = fit{run, stay}
+	}
 	if err := c.loadPods(ctx, s); err != nil {
 		return 0, fmt.Errorf("daemonset %s: %w", key, err)
 	}
@@ -143,7 +152,7 @@ func (c *Controller) manage(ctx context.Context, s *syncState) error {
 	surge := allowsSurge(ds)
 	for _, node := range s.nodes {
 		known[node.Name] = true
-		run, stay := shouldRun(node, ds)
+		run, stay := s.fit[node.Name].run, s.fit[node.Name].stay
 		pods, exists := s.byNode[node.Name]
 		switch {
 		case run && !exists:
@@ -373,7 +382,7 @@ func (c *Controller) rollingUpdate(ctx context.Context, s *syncState) error {
 	desired := 0
 	byNode := map[string][]*corev1.Pod{}
 	for _, node := range s.nodes {
-		if run, _ := shouldRun(node, ds); run {
+		if s.fit[node.Name].run {
 			desired++
 			byNode[node.Name] = s.byNode[node.Name]
 		}
@@ -452,11 +461,7 @@ func (c *Controller) rollingUpdate(ctx context.Context, s *syncState) error {
 		switch {
 		case oldPod == nil:
 		case newPod == nil:
-			n, err := c.nodes.Get(node)
-			run := false
-			if err == nil {
-				run, _ = shouldRun(n, ds)
-			}
+			run := s.fit[node].run // false for a node that is gone
 			switch {
 			case !run && !isAvailable(oldPod, ds.Spec.MinReadySeconds, now):
 				remove = append(remove, oldPod)
@@ -516,10 +521,9 @@ func (c *Controller) updateStatus(ctx context.Context, s *syncState, observed bo
 	gen := templateGeneration(ds)
 	var st appsv1.DaemonSetStatus
 	for _, node := range s.nodes {
-		run, _ := shouldRun(node, ds)
 		pods := s.byNode[node.Name]
 		switch {
-		case run:
+		case s.fit[node.Name].run:
 			st.DesiredNumberScheduled++
 			if len(pods) == 0 {
 				continue

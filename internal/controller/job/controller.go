@@ -110,8 +110,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("batch period %v is negative", c.BatchPeriod)
 	case c.PodFailureBackoff < 0 || c.MaxPodFailureBackoff < 0:
 		return errors.New("pod failure backoff must not be negative")
-	case c.MaxPodFailureBackoff < c.PodFailureBackoff:
-		return fmt.Errorf("max pod failure backoff %v is below pod failure backoff %v", c.MaxPodFailureBackoff, c.PodFailureBackoff)
+	}
+	if d := c.withDefaults(); d.MaxPodFailureBackoff < d.PodFailureBackoff {
+		return fmt.Errorf("max pod failure backoff %v is below pod failure backoff %v", d.MaxPodFailureBackoff, d.PodFailureBackoff)
 	}
 	return nil
 }

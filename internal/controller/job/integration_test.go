@@ -1,10 +1,12 @@
-package job
+package job_test
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/testserver"
 )
 
@@ -26,7 +29,7 @@ func startController(t *testing.T) kubernetes.Interface {
 	ts := testserver.Start(t)
 	client := kubernetes.NewForConfigOrDie(ts.Config)
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(Config{
+	c, err := job.New(job.Config{
 		Client:               client,
 		Informers:            factory,
 		Logger:               slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -49,6 +52,34 @@ func startController(t *testing.T) kubernetes.Interface {
 		factory.Shutdown()
 	})
 	return client
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func isTerminal(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+func completionIndex(p *corev1.Pod) int {
+	ix, err := strconv.Atoi(p.Annotations[batchv1.JobCompletionIndexAnnotation])
+	if err != nil {
+		return -1
+	}
+	return ix
+}
+
+func findCondition(list []batchv1.JobCondition, t batchv1.JobConditionType, st corev1.ConditionStatus) *batchv1.JobCondition {
+	for i := range list {
+		if list[i].Type == t && list[i].Status == st {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+func isFinished(j *batchv1.Job) bool {
+	return findCondition(j.Status.Conditions, batchv1.JobComplete, corev1.ConditionTrue) != nil ||
+		findCondition(j.Status.Conditions, batchv1.JobFailed, corev1.ConditionTrue) != nil
 }
 
 type testLog struct{ t *testing.T }
@@ -176,7 +207,7 @@ func TestIntegration(t *testing.T) {
 			t.Errorf("status failed/succeeded/active = %d/%d/%d, want 3/0/0", got.Status.Failed, got.Status.Succeeded, got.Status.Active)
 		}
 		for _, p := range pods {
-			if hasTrackingFinalizer(&p) {
+			if slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer) {
 				t.Errorf("pod %s keeps the tracking finalizer", p.Name)
 			}
 		}

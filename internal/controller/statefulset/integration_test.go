@@ -1,4 +1,4 @@
-package statefulset
+package statefulset_test
 
 import (
 	"context"
@@ -21,8 +21,21 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 
+	"github.com/skiff-sh/skiff/internal/controller/statefulset"
 	"github.com/skiff-sh/skiff/internal/testserver"
 )
+
+func isRunningAndReady(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
 
 type testLog struct{ t *testing.T }
 
@@ -112,7 +125,7 @@ func TestIntegration(t *testing.T) {
 	client := kubernetes.NewForConfigOrDie(ts.Config)
 	ctx := context.Background()
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(Config{
+	c, err := statefulset.New(statefulset.Config{
 		Client:    client,
 		Informers: factory,
 		Logger:    slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -133,9 +146,19 @@ func TestIntegration(t *testing.T) {
 	})
 	a := &agent{t: t, client: client, seen: map[types.UID]bool{}}
 
-	set := newSet("web", 3)
-	set.UID, set.ResourceVersion, set.Generation, set.Namespace = "", "", 0, "default"
-	set.Spec.PodManagementPolicy, set.Spec.UpdateStrategy, set.Spec.RevisionHistoryLimit = "", appsv1.StatefulSetUpdateStrategy{}, nil
+	three := int32(3)
+	set := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:    &three,
+			Selector:    &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			ServiceName: "web",
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "db:1"}}},
+			},
+		},
+	}
 	if _, err := client.AppsV1().StatefulSets("default").Create(ctx, set, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
