@@ -79,7 +79,7 @@ func (c *Controller) processTaintBasedEviction(ctx context.Context, node *corev1
 		}
 		c.mu.Lock()
 		q := c.taintQueues[zoneKey(node)]
-		if q.add(node.Name, string(node.UID), c.cfg.Clock.Now()) {
+		if q.add(node.Name, c.cfg.Clock.Now()) {
 			c.log.Info("node unhealthy; queued for a NoExecute taint", "node", node.Name, "ready", observed.Status)
 		}
 		c.mu.Unlock()

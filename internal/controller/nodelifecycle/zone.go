@@ -105,17 +105,16 @@ type taintQueue struct {
 
 type queuedNode struct {
 	name string
-	uid  string
 	// at is when the node may be tried (again).
 	at time.Time
 }
 
 // add queues a node unless it is queued; it reports whether it was added.
-func (q *taintQueue) add(name, uid string, now time.Time) bool {
+func (q *taintQueue) add(name string, now time.Time) bool {
 	if slices.ContainsFunc(q.items, func(n queuedNode) bool { return n.name == name }) {
 		return false
 	}
-	q.items = append(q.items, queuedNode{name: name, uid: uid, at: now})
+	q.items = append(q.items, queuedNode{name: name, at: now})
 	return true
 }
 
