@@ -34,7 +34,7 @@ type harness struct {
 	client *imageservice.Client
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	testutil.RequireRoot(t)
 	// Not t.TempDir: a unix socket path must stay under 108 bytes.
