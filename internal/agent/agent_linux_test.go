@@ -559,6 +559,48 @@ func TestAgent_RunsPodWithVolumesAndServesTheKubeletAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("attach", func(t *testing.T) {
+		echo := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "echo"},
+			Spec: corev1.PodSpec{NodeName: n.agent.NodeName(), Containers: []corev1.Container{{
+				Name: "echo", Image: n.image, Command: []string{"read-stdin"}, Stdin: true,
+			}}},
+		}
+		if _, err := n.client.CoreV1().Pods(nsName).Create(ctx, echo, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		n.waitRunning(t, nsName, "echo")
+		for _, via := range []struct {
+			name string
+			url  *url.URL
+			cfg  *rest.Config
+		}{
+			{"kubelet API", mustURL(t, n.kubelet.Host+"/attach/default/echo/echo?input=1&output=1"), n.kubelet},
+			{"API server", n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(nsName).Name("echo").SubResource("attach").
+				VersionedParams(&corev1.PodAttachOptions{Container: "echo", Stdin: true, Stdout: true}, scheme.ParameterCodec).URL(), n.apiConfig},
+		} {
+			t.Run(via.name, func(t *testing.T) {
+				ex, err := kubectlExec(via.cfg, via.url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				inR, inW := io.Pipe()
+				outR, outW := io.Pipe()
+				go ex.StreamWithContext(actx, remotecommand.StreamOptions{Stdin: inR, Stdout: outW})
+				go inW.Write([]byte("over " + via.name + "\n"))
+				buf := make([]byte, len("over "+via.name+"\n"))
+				if _, err := io.ReadFull(outR, buf); err != nil || string(buf) != "over "+via.name+"\n" {
+					t.Errorf("attach echoed %q, %v", buf, err)
+				}
+				cancel()
+				inW.Close()
+				outR.Close()
+			})
+		}
+	})
+
 	t.Run("stats", func(t *testing.T) {
 		hc, err := rest.HTTPClientFor(n.kubelet)
 		if err != nil {
@@ -684,4 +726,13 @@ func TestAgent_PodsOnTwoNodesReachEachOther(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatalf("pod %s on node B cannot reach %s on node A: %v", client.Status.PodIP, target, last)
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
