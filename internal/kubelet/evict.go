@@ -192,13 +192,13 @@ func classRank(p *corev1.Pod) int {
 func evictionMessage(u *podUsage, threshold resource.Quantity, available int64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "The node was low on resource: memory. Threshold quantity: %s, available: %s. ",
-		threshold.String(), resource.NewQuantity(available/1024, resource.BinarySI).String()+"Ki")
+		threshold.String(), resource.NewQuantity(available, resource.BinarySI).String())
 	for i := range u.pod.Spec.Containers {
 		c := &u.pod.Spec.Containers[i]
 		used := u.containers[c.Name]
 		req := c.Resources.Requests.Memory()
 		if used > req.Value() {
-			fmt.Fprintf(&b, "Container %s was using %sKi, request is %s, has larger consumption of memory. ", c.Name, resource.NewQuantity(used/1024, resource.DecimalSI).String(), req.String())
+			fmt.Fprintf(&b, "Container %s was using %s, request is %s, has larger consumption of memory. ", c.Name, resource.NewQuantity(used, resource.BinarySI).String(), req.String())
 		}
 	}
 	return b.String()

@@ -36,6 +36,9 @@ type harness struct {
 	machine *fakeMachine
 	volumes *fakeVolumes
 	network *fakeNetwork
+	cfg     kubelet.Config
+	// stop stops the running kubelet (idempotent).
+	stop func()
 }
 
 func apiServer(t *testing.T) *testserver.Server {
@@ -77,7 +80,16 @@ func newHarness(t *testing.T, tweak ...func(*kubelet.Config)) *harness {
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	k, err := kubelet.New(cfg)
+	h.cfg = cfg
+	h.start()
+	return h
+}
+
+// start runs a kubelet with h.cfg until stop or the end of the test.
+func (h *harness) start() {
+	t := h.t
+	t.Helper()
+	k, err := kubelet.New(h.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,17 +97,21 @@ func newHarness(t *testing.T, tweak ...func(*kubelet.Config)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- k.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("kubelet did not stop")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("kubelet did not stop")
-		}
-	})
+		})
+	}
+	t.Cleanup(h.stop)
 	select {
 	case <-k.Ready():
 	case err := <-done:
@@ -103,7 +119,6 @@ func newHarness(t *testing.T, tweak ...func(*kubelet.Config)) *harness {
 	case <-time.After(30 * time.Second):
 		t.Fatal("kubelet not ready")
 	}
-	return h
 }
 
 type testWriter struct{ t testing.TB }
@@ -384,4 +399,22 @@ func simplePod(name string, containers ...corev1.Container) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec:       corev1.PodSpec{Containers: containers},
 	}
+}
+
+// atomicBool is a bool shared with runtime callbacks.
+type atomicBool struct {
+	mu sync.Mutex
+	v  bool
+}
+
+func (b *atomicBool) set(v bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.v = v
+}
+
+func (b *atomicBool) get() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.v
 }

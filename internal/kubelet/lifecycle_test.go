@@ -277,7 +277,7 @@ func TestKubelet_InitContainersRunInOrderThenApps(t *testing.T) {
 	if cs := containerStatus(p, "sidecar"); cs.State.Running == nil || !cs.Ready {
 		t.Errorf("sidecar status = %+v", cs)
 	}
-	if cs := containerStatus(p, "first"); cs.State.Terminated == nil || cs.State.Terminated.Reason != "Completed" || cs.Ready {
+	if cs := containerStatus(p, "first"); cs.State.Terminated == nil || cs.State.Terminated.Reason != "Completed" || !cs.Ready {
 		t.Errorf("first status = %+v", cs)
 	}
 	// The sidecar is restarted when it dies, whatever the pod's policy.

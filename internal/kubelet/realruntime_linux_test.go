@@ -146,29 +146,8 @@ func newRealHarness(t *testing.T, tweak ...func(*kubelet.Config)) *realHarness {
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	k, err := kubelet.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.k = k
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- k.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("kubelet did not stop")
-		}
-	})
-	select {
-	case <-k.Ready():
-	case err := <-done:
-		t.Fatalf("kubelet exited: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("kubelet not ready")
-	}
+	h.cfg = cfg
+	h.start()
 	return &realHarness{harness: h, logsDir: cfg.PodLogsDir, parent: parent, cg: cg, rt: rt, rtc: rtc}
 }
 
