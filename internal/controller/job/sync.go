@@ -81,10 +81,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		c.recorder.Event(job, corev1.EventTypeWarning, "UnknownCompletionMode", "Skipped Job sync because completion mode is unknown")
 		return 0, nil
 	}
-	if job.Spec.Parallelism == nil || job.Spec.BackoffLimit == nil || (isIndexed(job) && job.Spec.Completions == nil) {
+	if job.Spec.Selector == nil || job.Spec.Parallelism == nil || job.Spec.BackoffLimit == nil || (isIndexed(job) && job.Spec.Completions == nil) {
 		// The API server defaults these; a Job without them was not
 		// written through it.
-		c.recorder.Event(job, corev1.EventTypeWarning, "InvalidJob", "Skipped Job sync because spec.parallelism, spec.backoffLimit or (Indexed) spec.completions is unset")
+		c.recorder.Event(job, corev1.EventTypeWarning, "InvalidJob", "Skipped Job sync because spec.selector, spec.parallelism, spec.backoffLimit or (Indexed) spec.completions is unset")
 		return 0, nil
 	}
 	if job.Status.UncountedTerminatedPods == nil {

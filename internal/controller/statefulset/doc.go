@@ -17,7 +17,7 @@
 // the labels statefulset.kubernetes.io/pod-name and
 // apps.kubernetes.io/pod-index. Its controller-revision-hash label names
 // the ControllerRevision it was made from. A pod whose identity labels or
-// hostname drifted is updated back.
+// claim volumes drifted is updated back.
 //
 // # Ordering
 //
