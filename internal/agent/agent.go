@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
@@ -85,6 +86,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.RootDir, 0o700); err != nil {
 		return fmt.Errorf("agent: root dir: %w", err)
 	}
+	unlock, err := lockRoot(cfg.RootDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var cleanups []func()
@@ -134,7 +140,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.criSocket = rt.socket
 		a.mu.Unlock()
 	}
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err = grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
 	if err != nil {
 		return fmt.Errorf("agent: CRI endpoint %s: %w", endpoint, err)
@@ -318,4 +324,22 @@ func (p kubeletPods) Container(ctx context.Context, ns, pod, name string, previo
 		return server.Container{}, err
 	}
 	return server.Container{ID: ref.ID, LogPath: ref.LogPath, Running: ref.Running}, nil
+}
+
+// lockRoot takes an exclusive lock on the root dir, so that a second
+// agent on the same root fails at once instead of taking over the CRI
+// socket and the pods of the first. The lock goes with the process.
+func lockRoot(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "agent.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("agent: lock root dir: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("agent: root dir %s is in use by another agent", dir)
+		}
+		return nil, fmt.Errorf("agent: lock root dir: %w", err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -151,3 +151,20 @@ func TestFirstSubnet(t *testing.T) {
 		}
 	}
 }
+
+func TestLockRoot_RefusesASecondAgent(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockRoot(dir); err == nil || !strings.Contains(err.Error(), "in use by another agent") {
+		t.Fatalf("second lock: %v", err)
+	}
+	unlock()
+	again, err := lockRoot(dir)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	again()
+}

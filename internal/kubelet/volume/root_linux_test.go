@@ -228,3 +228,44 @@ func TestTearDown_KeepsFilesBehindBindMounts(t *testing.T) {
 		}
 	}
 }
+
+func TestSetUp_FSGroupOwnsAPIDataVolumes(t *testing.T) {
+	testutil.RequireRoot(t)
+	m, _, _ := newTestManager(t, configMap("conf", map[string]string{"a": "1", "dir/b": "2"}))
+	pod := testPod(v1.Volume{Name: "c", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{
+		LocalObjectReference: v1.LocalObjectReference{Name: "conf"},
+		Items:                []v1.KeyToPath{{Key: "a", Path: "a"}, {Key: "dir/b", Path: "dir/b", Mode: ptr[int32](0o600)}},
+	}}})
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{FSGroup: ptr[int64](3000)}
+	ctx := context.Background()
+	if err := m.SetUp(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	dir := m.volumeDir(pod.UID, pluginConfigMap, "c")
+	for _, tc := range []struct {
+		path string
+		mode fs.FileMode
+	}{
+		{"a", 0o644},
+		{"dir/b", 0o640},
+		{"dir", 0o755 | fs.ModeSetgid | fs.ModeDir},
+	} {
+		info, err := os.Stat(filepath.Join(dir, tc.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode() != tc.mode || info.Sys().(*syscall.Stat_t).Gid != 3000 {
+			t.Errorf("%s: mode %v gid %d, want %v gid 3000", tc.path, info.Mode(), info.Sys().(*syscall.Stat_t).Gid, tc.mode)
+		}
+	}
+	before := dataDirs(t, dir)
+	if err := m.SetUp(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	if after := dataDirs(t, dir); before[0] != after[0] {
+		t.Errorf("a second SetUp with the same fsGroup rewrote the volume")
+	}
+	if err := m.TearDown(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+}
