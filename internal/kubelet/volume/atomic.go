@@ -159,7 +159,7 @@ func writePayload(root string, p payload, own *ownership) error {
 		}
 		if own != nil {
 			gid = int(own.GID)
-			mode |= groupReadFor(mode)
+			mode |= groupRead
 		}
 		if uid >= 0 || gid >= 0 {
 			if err := os.Lchown(full, uid, gid); err != nil {
@@ -184,9 +184,9 @@ func writePayload(root string, p payload, own *ownership) error {
 	})
 }
 
-// groupReadFor is the group bit an fsGroup adds to a file of an API-data
-// volume: read, as the kubelet does for read-only volumes.
-func groupReadFor(fs.FileMode) fs.FileMode { return 0o040 }
+// groupRead is the bit an fsGroup adds to every file of an API-data
+// volume: group read, as the kubelet does for read-only volumes.
+const groupRead fs.FileMode = 0o040
 
 // sameContent reports whether tsDir holds exactly p (data, permission
 // bits and owners).
@@ -211,7 +211,7 @@ func sameContent(tsDir string, p payload, own *ownership) (bool, error) {
 		}
 		want := f.Mode.Perm()
 		if own != nil {
-			want |= groupReadFor(want)
+			want |= groupRead
 		}
 		if info.Mode().Perm() != want || !ownedAs(info, f.UID, own) {
 			return errDiffers
