@@ -293,7 +293,7 @@ func (c *Collector) processAttemptToDelete(ctx context.Context) bool {
 	}
 	defer c.attemptToDelete.Done(n)
 	if err := c.attemptDelete(ctx, n); err != nil {
-		c.log.Info("could not collect; retrying", "object", n.id.String(), "err", err)
+		c.log.Info("could not collect; retrying", "object", c.graph.snapshot(n).id.String(), "err", err)
 		c.attemptToDelete.AddRateLimited(n)
 		return true
 	}
@@ -308,7 +308,7 @@ func (c *Collector) processAttemptToOrphan(ctx context.Context) bool {
 	}
 	defer c.attemptToOrphan.Done(n)
 	if err := c.orphanDependents(ctx, n); err != nil {
-		c.log.Info("could not orphan dependents; retrying", "object", n.id.String(), "err", err)
+		c.log.Info("could not orphan dependents; retrying", "object", c.graph.snapshot(n).id.String(), "err", err)
 		c.attemptToOrphan.AddRateLimited(n)
 		return true
 	}
