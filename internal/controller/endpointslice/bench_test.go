@@ -76,7 +76,7 @@ func (h *harness) plan(ctx context.Context) plan {
 	}
 	pods, _ := h.c.pods.Pods("default").List(selectorOf(svc))
 	existing, _ := h.c.slices.EndpointSlices("default").List(managedSelector("web"))
-	return reconcile(svc, desired(svc, pods, h.c.zoneOf), existing, h.c.cfg.MaxEndpointsPerSlice)
+	return reconcile(serviceOwner(svc), desired(svc, pods, h.c.zoneOf), existing, h.c.cfg.MaxEndpointsPerSlice)
 }
 
 func selectorOf(svc *corev1.Service) labelsSelector {

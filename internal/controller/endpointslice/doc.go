@@ -56,6 +56,14 @@
 // controller deletes its slices itself (upstream leaves the first to the
 // garbage collector and keeps the others).
 //
+// # Mirroring
+//
+// Mirror, a second controller in this package, copies hand-written
+// Endpoints of Services without a selector into slices managed by
+// endpointslicemirroring-controller.k8s.io (upstream's
+// endpointslicemirroring-controller), with the same planning and
+// tracking, so that every Service reaches slice readers.
+//
 // # Our own writes and the cache
 //
 // The informer cache lags behind the controller's own writes. A tracker

@@ -161,11 +161,7 @@ func New(cfg Config) (*Controller, error) {
 			UpdateFunc: c.podChanged,
 			DeleteFunc: func(obj any) { c.podChanged(obj, nil) },
 		}},
-		{sliceInf.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { c.sliceChanged(nil, obj) },
-			UpdateFunc: c.sliceChanged,
-			DeleteFunc: c.sliceDeleted,
-		}},
+		{sliceInf.Informer(), sliceEvents{managedBy: ManagedBy, queue: c.queue, tracker: c.tracker}.handler()},
 	}
 	for _, h := range handlers {
 		if _, err := h.inf.AddEventHandler(h.h); err != nil {
@@ -256,9 +252,10 @@ func (c *Controller) servicesSelecting(pod *corev1.Pod) []string {
 	return keys
 }
 
-// serviceKeyOf returns the key of the Service a managed slice belongs to.
-func serviceKeyOf(s *discoveryv1.EndpointSlice) (string, bool) {
-	if s == nil || s.Labels[discoveryv1.LabelManagedBy] != ManagedBy {
+// serviceKeyOf returns the key of the Service a slice managed by
+// managedBy belongs to.
+func serviceKeyOf(s *discoveryv1.EndpointSlice, managedBy string) (string, bool) {
+	if s == nil || s.Labels[discoveryv1.LabelManagedBy] != managedBy {
 		return "", false
 	}
 	name := s.Labels[discoveryv1.LabelServiceName]
@@ -268,36 +265,52 @@ func serviceKeyOf(s *discoveryv1.EndpointSlice) (string, bool) {
 	return s.Namespace + "/" + name, true
 }
 
-// sliceChanged queues the Service of a managed slice that changed in a way
-// we did not cause (including a slice that stopped being managed by us).
-func (c *Controller) sliceChanged(old, cur any) {
+// sliceEvents turns slice events into queued Service keys for the
+// controller whose slices carry managedBy: changes we did not cause
+// (including a slice that stopped being ours) and deletions we did not
+// make.
+type sliceEvents struct {
+	managedBy string
+	queue     workqueue.TypedInterface[string]
+	tracker   *tracker
+}
+
+func (e sliceEvents) handler() cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { e.changed(nil, obj) },
+		UpdateFunc: e.changed,
+		DeleteFunc: e.deleted,
+	}
+}
+
+func (e sliceEvents) changed(old, cur any) {
 	oldS, _ := old.(*discoveryv1.EndpointSlice)
 	curS, _ := cur.(*discoveryv1.EndpointSlice)
 	keys := map[string]bool{}
-	if k, ok := serviceKeyOf(curS); ok && !c.tracker.echo(k, curS) {
+	if k, ok := serviceKeyOf(curS, e.managedBy); ok && !e.tracker.echo(k, curS) {
 		keys[k] = true
 	}
-	if k, ok := serviceKeyOf(oldS); ok {
-		if k2, ok2 := serviceKeyOf(curS); !ok2 || k2 != k {
+	if k, ok := serviceKeyOf(oldS, e.managedBy); ok {
+		if k2, ok2 := serviceKeyOf(curS, e.managedBy); !ok2 || k2 != k {
 			keys[k] = true
 		}
 	}
 	for k := range keys {
-		c.queue.Add(k)
+		e.queue.Add(k)
 	}
 }
 
-func (c *Controller) sliceDeleted(obj any) {
+func (e sliceEvents) deleted(obj any) {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
 	}
 	s, _ := obj.(*discoveryv1.EndpointSlice)
-	k, ok := serviceKeyOf(s)
+	k, ok := serviceKeyOf(s, e.managedBy)
 	if !ok {
 		return
 	}
-	if !c.tracker.gone(k, s.UID) {
-		c.queue.Add(k)
+	if !e.tracker.gone(k, s.UID) {
+		e.queue.Add(k)
 	}
 }
 
@@ -331,7 +344,7 @@ func (c *Controller) queueOrphans() {
 		return
 	}
 	for _, s := range list {
-		if k, ok := serviceKeyOf(s); ok {
+		if k, ok := serviceKeyOf(s, ManagedBy); ok {
 			c.queue.Add(k)
 		}
 	}
@@ -398,19 +411,20 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 		// Slices of an earlier Service of the same name go; the rest are
 		// reconciled.
+		o := serviceOwner(svc)
 		var mine []*discoveryv1.EndpointSlice
 		for _, s := range existing {
-			if ownedBy(s, svc) {
+			if o.owns(s) {
 				mine = append(mine, s)
 			} else {
 				p.deletes = append(p.deletes, s)
 			}
 		}
 		want := desired(svc, pods, c.zoneOf)
-		q := reconcile(svc, want, mine, c.cfg.MaxEndpointsPerSlice)
+		q := reconcile(o, want, mine, c.cfg.MaxEndpointsPerSlice)
 		p.creates, p.updates, p.deletes = q.creates, q.updates, append(p.deletes, q.deletes...)
 	}
-	if err := c.apply(ctx, key, p); err != nil {
+	if err := apply(ctx, c.client, c.tracker, c.log, key, p); err != nil {
 		if svc != nil {
 			c.recorder.Eventf(svc, corev1.EventTypeWarning, ReasonFailedToUpdateEndpointSlices, "Error updating Endpoint Slices for Service %s: %v", key, err)
 		}
@@ -428,10 +442,11 @@ func (c *Controller) zoneOf(node string) string {
 }
 
 // apply sends a plan: creates, then updates, then deletes, so that an
-// endpoint moving between slices is never missing. It stops at the first
-// error (the sync is retried and plans again from the cache).
-func (c *Controller) apply(ctx context.Context, key string, p plan) error {
-	api := c.client.DiscoveryV1().EndpointSlices
+// endpoint moving between slices is never missing. It records every write
+// in t, and stops at the first error (the sync is retried and plans again
+// from the cache).
+func apply(ctx context.Context, client kubernetes.Interface, t *tracker, log *slog.Logger, key string, p plan) error {
+	api := client.DiscoveryV1().EndpointSlices
 	for _, s := range p.creates {
 		got, err := api(s.Namespace).Create(ctx, s, metav1.CreateOptions{})
 		if err != nil {
@@ -440,24 +455,24 @@ func (c *Controller) apply(ctx context.Context, key string, p plan) error {
 			}
 			return fmt.Errorf("service %s: create endpointslice: %w", key, err)
 		}
-		c.tracker.wrote(key, got)
+		t.wrote(key, got)
 	}
 	for _, s := range p.updates {
 		got, err := api(s.Namespace).Update(ctx, s, metav1.UpdateOptions{})
 		if err != nil {
 			return fmt.Errorf("service %s: update endpointslice %s: %w", key, s.Name, err)
 		}
-		c.tracker.wrote(key, got)
+		t.wrote(key, got)
 	}
 	for _, s := range p.deletes {
 		err := api(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("service %s: delete endpointslice %s: %w", key, s.Name, err)
 		}
-		c.tracker.deletedSlice(key, s.UID)
+		t.deletedSlice(key, s.UID)
 	}
 	if n := len(p.creates) + len(p.updates) + len(p.deletes); n > 0 {
-		c.log.Debug("wrote endpointslices", "service", key, "created", len(p.creates), "updated", len(p.updates), "deleted", len(p.deletes))
+		log.Debug("wrote endpointslices", "service", key, "created", len(p.creates), "updated", len(p.updates), "deleted", len(p.deletes))
 	}
 	return nil
 }

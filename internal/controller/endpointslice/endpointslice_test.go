@@ -191,7 +191,11 @@ func (h *harness) refresh() {
 	pods, _ := h.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 	nodes, _ := h.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	sl, _ := h.client.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
-	var s, p, n, e []any
+	eps, _ := h.client.CoreV1().Endpoints("").List(ctx, metav1.ListOptions{})
+	var s, p, n, e, ep []any
+	for i := range eps.Items {
+		ep = append(ep, &eps.Items[i])
+	}
 	for i := range svcs.Items {
 		s = append(s, &svcs.Items[i])
 	}
@@ -208,6 +212,7 @@ func (h *harness) refresh() {
 	replace(core.Pods().Informer(), p)
 	replace(core.Nodes().Informer(), n)
 	replace(h.c.cfg.Informers.Discovery().V1().EndpointSlices().Informer(), e)
+	replace(core.Endpoints().Informer(), ep)
 	h.client.ClearActions()
 }
 
@@ -275,6 +280,9 @@ func renderObject(obj runtime.Object) string {
 		owners = append(owners, fmt.Sprintf("%s/%s(%s) controller=%v", o.Kind, o.Name, o.UID, deref(o.Controller)))
 	}
 	fmt.Fprintf(&b, "  %s labels=[%s] owner=%v\n", s.AddressType, strings.Join(labels, ","), owners)
+	if len(s.Annotations) > 0 {
+		fmt.Fprintf(&b, "  annotations=%v\n", s.Annotations)
+	}
 	var ports []string
 	for _, p := range s.Ports {
 		ports = append(ports, fmt.Sprintf("%s:%d/%s", deref(p.Name), deref(p.Port), deref(p.Protocol)))
@@ -505,24 +513,24 @@ func TestHandlers(t *testing.T) {
 	}{
 		{name: "OwnSliceWriteIsAnEcho", event: func(c *Controller) {
 			c.tracker.wrote("default/web", managed("a", 2))
-			c.sliceChanged(managed("a", 1), managed("a", 2))
+			sliceEvents{ManagedBy, c.queue, c.tracker}.changed(managed("a", 1), managed("a", 2))
 		}},
 		{name: "ForeignEditOfManagedSlice", event: func(c *Controller) {
 			c.tracker.wrote("default/web", managed("a", 2))
-			c.sliceChanged(managed("a", 2), managed("a", 3))
+			sliceEvents{ManagedBy, c.queue, c.tracker}.changed(managed("a", 2), managed("a", 3))
 		}, want: []string{"default/web"}},
 		{name: "SliceTakenOverBySomeoneElse", event: func(c *Controller) {
 			s := managed("x", 1)
 			c.tracker.wrote("default/web", s)
-			c.sliceChanged(s, foreign)
+			sliceEvents{ManagedBy, c.queue, c.tracker}.changed(s, foreign)
 		}, want: []string{"default/web"}},
-		{name: "UnmanagedSliceIgnored", event: func(c *Controller) { c.sliceChanged(nil, foreign) }},
+		{name: "UnmanagedSliceIgnored", event: func(c *Controller) { sliceEvents{ManagedBy, c.queue, c.tracker}.changed(nil, foreign) }},
 		{name: "OwnDeleteIsAnEcho", event: func(c *Controller) {
 			c.tracker.deletedSlice("default/web", "a")
-			c.sliceDeleted(managed("a", 1))
+			sliceEvents{ManagedBy, c.queue, c.tracker}.deleted(managed("a", 1))
 		}},
 		{name: "ForeignDelete", event: func(c *Controller) {
-			c.sliceDeleted(cache.DeletedFinalStateUnknown{Key: "default/web-a", Obj: managed("a", 1)})
+			sliceEvents{ManagedBy, c.queue, c.tracker}.deleted(cache.DeletedFinalStateUnknown{Key: "default/web-a", Obj: managed("a", 1)})
 		}, want: []string{"default/web"}},
 		{name: "PodBecomesReady", event: func(c *Controller) {
 			old, cur := pod("a", "10.42.0.1", notReady), pod("a", "10.42.0.1")

@@ -160,3 +160,74 @@ func TestController_AgainstAPIServer(t *testing.T) {
 	}
 	waitFor("0 slices: ")
 }
+
+// TestMirror_AgainstAPIServer mirrors hand-written Endpoints of a
+// selector-less Service, and leaves the API server's own (skip-mirror)
+// kubernetes Endpoints alone.
+func TestMirror_AgainstAPIServer(t *testing.T) {
+	ts := testserver.Start(t)
+	client := kubernetes.NewForConfigOrDie(ts.Config)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	factory := informers.NewSharedInformerFactory(client, 0)
+	m, err := endpointslice.NewMirror(endpointslice.Config{Client: client, Informers: factory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		factory.Shutdown()
+	})
+
+	if _, err := client.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "pg", Port: 5432}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Endpoints("default").Create(ctx, &corev1.Endpoints{
+		ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: "192.0.2.10"}},
+			Ports:     []corev1.EndpointPort{{Name: "pg", Port: 5432, Protocol: corev1.ProtocolTCP}},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mirroredFor := func(svc string) string {
+		list, err := client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{
+			LabelSelector: discoveryv1.LabelServiceName + "=" + svc + "," + discoveryv1.LabelManagedBy + "=" + endpointslice.MirrorManagedBy,
+		})
+		if err != nil {
+			return err.Error()
+		}
+		var out []string
+		for _, s := range list.Items {
+			for _, ep := range s.Endpoints {
+				for _, p := range s.Ports {
+					out = append(out, fmt.Sprintf("%s:%d ready=%v", ep.Addresses[0], *p.Port, *ep.Conditions.Ready))
+				}
+			}
+		}
+		slices.Sort(out)
+		return strings.Join(out, ", ")
+	}
+	var last string
+	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		last = mirroredFor("db")
+		return last == "192.0.2.10:5432 ready=true", nil
+	})
+	if err != nil {
+		t.Fatalf("mirrored slices of db: %q", last)
+	}
+	if got := mirroredFor("kubernetes"); got != "" {
+		t.Errorf("the skip-mirror kubernetes Endpoints were mirrored: %s", got)
+	}
+}

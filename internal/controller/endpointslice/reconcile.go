@@ -23,11 +23,59 @@ type plan struct {
 	creates, updates, deletes []*discoveryv1.EndpointSlice
 }
 
-// reconcile plans the writes that turn existing (the Service's managed
+// owner describes the slices of one object (a Service, or the Endpoints
+// mirrored): what they must look like besides their endpoints.
+type owner struct {
+	namespace string
+	// name is the Service's name: the slices' name prefix and their
+	// kubernetes.io/service-name label.
+	name        string
+	labels      map[string]string // all of them
+	annotations map[string]string // all of them; nil for none
+	ref         metav1.OwnerReference
+	// placeholder keeps one empty slice when there are no endpoints.
+	placeholder bool
+}
+
+// serviceOwner describes the slices this controller keeps for svc.
+func serviceOwner(svc *corev1.Service) owner {
+	return owner{
+		namespace: svc.Namespace, name: svc.Name,
+		labels: sliceLabels(svc), placeholder: true,
+		ref: metav1.OwnerReference{
+			APIVersion: "v1", Kind: "Service", Name: svc.Name, UID: svc.UID,
+			Controller: new(true), BlockOwnerDeletion: new(true),
+		},
+	}
+}
+
+// owns reports whether s belongs to this incarnation of the owner.
+func (o owner) owns(s *discoveryv1.EndpointSlice) bool {
+	for _, r := range s.OwnerReferences {
+		if r.UID == o.ref.UID && r.Kind == o.ref.Kind && r.APIVersion == o.ref.APIVersion {
+			return true
+		}
+	}
+	return false
+}
+
+// current reports whether s carries the owner's labels, annotations and
+// reference.
+func (o owner) current(s *discoveryv1.EndpointSlice) bool {
+	return maps.Equal(s.Labels, o.labels) && maps.Equal(s.Annotations, o.annotations) && o.owns(s)
+}
+
+// dress sets the owner's labels, annotations and reference on s.
+func (o owner) dress(s *discoveryv1.EndpointSlice) {
+	s.Labels = maps.Clone(o.labels)
+	s.Annotations = maps.Clone(o.annotations)
+	s.OwnerReferences = []metav1.OwnerReference{o.ref}
+}
+
+// reconcile plans the writes that turn existing (the owner's managed
 // slices, from the cache) into want. existing is not modified.
-func reconcile(svc *corev1.Service, want desiredSet, existing []*discoveryv1.EndpointSlice, maxPerSlice int) plan {
+func reconcile(o owner, want desiredSet, existing []*discoveryv1.EndpointSlice, maxPerSlice int) plan {
 	var p plan
-	labels := sliceLabels(svc)
 	byType := map[discoveryv1.AddressType][]*discoveryv1.EndpointSlice{}
 	for _, s := range existing {
 		if _, ok := want[s.AddressType]; !ok {
@@ -37,7 +85,7 @@ func reconcile(svc *corev1.Service, want desiredSet, existing []*discoveryv1.End
 		byType[s.AddressType] = append(byType[s.AddressType], s)
 	}
 	for _, at := range slices.Sorted(maps.Keys(want)) {
-		t := reconcileType(svc, at, want[at], byType[at], labels, maxPerSlice)
+		t := reconcileType(o, at, want[at], byType[at], maxPerSlice)
 		p.creates = append(p.creates, t.creates...)
 		p.updates = append(p.updates, t.updates...)
 		p.deletes = append(p.deletes, t.deletes...)
@@ -46,10 +94,12 @@ func reconcile(svc *corev1.Service, want desiredSet, existing []*discoveryv1.End
 }
 
 // reconcileType plans the slices of one address type.
-func reconcileType(svc *corev1.Service, at discoveryv1.AddressType, want map[string]*portGroup, existing []*discoveryv1.EndpointSlice, labels map[string]string, maxPerSlice int) plan {
+func reconcileType(o owner, at discoveryv1.AddressType, want map[string]*portGroup, existing []*discoveryv1.EndpointSlice, maxPerSlice int) plan {
 	var p plan
 	// updating holds, per ports key, the slices this sync rewrites anyway;
-	// unchanged the ones it leaves as they are.
+	// unchanged the ones it leaves as they are. placed records the
+	// endpoints (by ports key and endpoint key: mirrored Endpoints may
+	// list an address under several port sets) already in a slice.
 	updating := map[string][]*discoveryv1.EndpointSlice{}
 	unchanged := map[string][]*discoveryv1.EndpointSlice{}
 	placed := map[string]bool{}
@@ -64,16 +114,16 @@ func reconcileType(svc *corev1.Service, at discoveryv1.AddressType, want map[str
 			p.deletes = append(p.deletes, s)
 			continue
 		}
-		changed := !maps.Equal(s.Labels, labels) || !ownedBy(s, svc)
+		changed := !o.current(s)
 		var keep []discoveryv1.Endpoint
 		for _, ep := range s.Endpoints {
 			k := endpointKey(ep)
 			d, ok := g.endpoints[k]
-			if !ok || placed[k] {
+			if !ok || placed[pk+"\x00"+k] {
 				changed = true // gone, or a duplicate
 				continue
 			}
-			placed[k] = true
+			placed[pk+"\x00"+k] = true
 			if !sameEndpoint(ep, d) {
 				changed = true
 			}
@@ -87,8 +137,7 @@ func reconcileType(svc *corev1.Service, at discoveryv1.AddressType, want map[str
 		default:
 			u := s.DeepCopy()
 			u.Endpoints = keep
-			u.Labels = labels
-			u.OwnerReferences = []metav1.OwnerReference{ownerRef(svc)}
+			o.dress(u)
 			updating[pk] = append(updating[pk], u)
 		}
 	}
@@ -97,7 +146,7 @@ func reconcileType(svc *corev1.Service, at discoveryv1.AddressType, want map[str
 		g := want[pk]
 		var rest []discoveryv1.Endpoint
 		for k, ep := range g.endpoints {
-			if !placed[k] {
+			if !placed[pk+"\x00"+k] {
 				rest = append(rest, ep)
 			}
 		}
@@ -125,7 +174,7 @@ func reconcileType(svc *corev1.Service, at discoveryv1.AddressType, want map[str
 		// Then new slices.
 		for len(rest) > 0 {
 			n := min(maxPerSlice, len(rest))
-			s := newSlice(svc, at, g.ports, labels)
+			s := newSlice(o, at, g.ports)
 			s.Endpoints = rest[:n:n]
 			rest = rest[n:]
 			p.creates = append(p.creates, s)
@@ -135,11 +184,11 @@ func reconcileType(svc *corev1.Service, at discoveryv1.AddressType, want map[str
 
 	// A Service without endpoints of this type keeps one empty slice, so
 	// that readers can tell "no endpoints" from "not synced yet".
-	if len(p.creates) == 0 && len(p.updates) == 0 && len(unchangedAll(unchanged)) == 0 {
-		if i := slices.IndexFunc(p.deletes, func(s *discoveryv1.EndpointSlice) bool { return isPlaceholder(s, svc, labels) }); i >= 0 {
+	if o.placeholder && len(p.creates) == 0 && len(p.updates) == 0 && len(unchangedAll(unchanged)) == 0 {
+		if i := slices.IndexFunc(p.deletes, func(s *discoveryv1.EndpointSlice) bool { return isPlaceholder(s, o) }); i >= 0 {
 			p.deletes = slices.Delete(p.deletes, i, i+1)
 		} else {
-			p.creates = append(p.creates, newSlice(svc, at, []discoveryv1.EndpointPort{}, labels))
+			p.creates = append(p.creates, newSlice(o, at, []discoveryv1.EndpointPort{}))
 		}
 	}
 
@@ -148,7 +197,8 @@ func reconcileType(svc *corev1.Service, at discoveryv1.AddressType, want map[str
 		c, d := p.creates[0], p.deletes[0]
 		p.creates, p.deletes = p.creates[1:], p.deletes[1:]
 		u := d.DeepCopy()
-		u.Ports, u.Endpoints, u.Labels, u.OwnerReferences = c.Ports, c.Endpoints, c.Labels, c.OwnerReferences
+		u.Ports, u.Endpoints = c.Ports, c.Endpoints
+		o.dress(u)
 		p.updates = append(p.updates, u)
 	}
 	return p
@@ -178,8 +228,8 @@ func sliceToFill(candidates []*discoveryv1.EndpointSlice, n, maxPerSlice int) *d
 
 // isPlaceholder reports whether s is the empty slice a Service without
 // endpoints keeps, in its current form.
-func isPlaceholder(s *discoveryv1.EndpointSlice, svc *corev1.Service, labels map[string]string) bool {
-	return len(s.Endpoints) == 0 && len(s.Ports) == 0 && maps.Equal(s.Labels, labels) && ownedBy(s, svc)
+func isPlaceholder(s *discoveryv1.EndpointSlice, o owner) bool {
+	return len(s.Endpoints) == 0 && len(s.Ports) == 0 && o.current(s)
 }
 
 // sameEndpoint compares two endpoints field by field (reflection costs a
@@ -255,37 +305,17 @@ func sliceLabels(svc *corev1.Service) map[string]string {
 	return out
 }
 
-func ownerRef(svc *corev1.Service) metav1.OwnerReference {
-	return metav1.OwnerReference{
-		APIVersion: "v1", Kind: "Service", Name: svc.Name, UID: svc.UID,
-		Controller: new(true), BlockOwnerDeletion: new(true),
-	}
-}
-
-// ownedBy reports whether s belongs to this incarnation of svc.
-func ownedBy(s *discoveryv1.EndpointSlice, svc *corev1.Service) bool {
-	for _, o := range s.OwnerReferences {
-		if o.UID == svc.UID && o.Kind == "Service" && o.APIVersion == "v1" {
-			return true
-		}
-	}
-	return false
-}
-
-func newSlice(svc *corev1.Service, at discoveryv1.AddressType, ports []discoveryv1.EndpointPort, labels map[string]string) *discoveryv1.EndpointSlice {
-	prefix := svc.Name + "-"
+func newSlice(o owner, at discoveryv1.AddressType, ports []discoveryv1.EndpointPort) *discoveryv1.EndpointSlice {
+	prefix := o.name + "-"
 	if len(apimachineryvalidation.NameIsDNSSubdomain(prefix, true)) != 0 {
-		prefix = svc.Name
+		prefix = o.name
 	}
-	return &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName:    prefix,
-			Namespace:       svc.Namespace,
-			Labels:          maps.Clone(labels),
-			OwnerReferences: []metav1.OwnerReference{ownerRef(svc)},
-		},
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{GenerateName: prefix, Namespace: o.namespace},
 		AddressType: at,
 		Ports:       ports,
 		Endpoints:   []discoveryv1.Endpoint{},
 	}
+	o.dress(s)
+	return s
 }

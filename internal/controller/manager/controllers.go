@@ -59,6 +59,9 @@ func builtins() []Controller {
 		{Name: "endpointslice", New: func(d Deps) (Runner, error) {
 			return endpointslice.New(endpointslice.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
 		}},
+		{Name: "endpointslicemirroring", New: func(d Deps) (Runner, error) {
+			return endpointslice.NewMirror(endpointslice.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+		}},
 		{Name: "serviceaccount", New: func(d Deps) (Runner, error) {
 			return serviceaccount.New(serviceaccount.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
 		}},
