@@ -36,7 +36,9 @@ func newImagesCommand() *cobra.Command {
 			"(of `skiff agent`, `skiff server` or `skiff cri`), through the runtime's socket. " +
 			"Images imported here are what pods on this node run, so nodes without a registry can be given their images:\n\n" +
 			"  docker save app:1 | ssh node skiff images import -",
+		// NoArgs with a RunE makes an unknown subcommand an error, not help.
 		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.PersistentFlags().StringVar(&o.socket, "socket", agentCRISocket,
 		"the runtime's CRI socket (default: the agent's; "+DefaultCRISocket+", skiff cri's default, when only that one exists)")

@@ -75,6 +75,7 @@ func TestImagesCommand_RejectsBadInputBeforeCallingTheRuntime(t *testing.T) {
 		{name: "ImportTwoFiles", args: []string{"import", "a", "b"}, wantErr: "accepts 1 arg(s), received 2"},
 		{name: "RmWithoutRef", args: []string{"rm"}, wantErr: "requires at least 1 arg(s)"},
 		{name: "EmptySocket", args: []string{"ls", "--socket", ""}, wantErr: "--socket must not be empty"},
+		{name: "UnknownSubcommand", args: []string{"bogus"}, wantErr: `unknown command "bogus" for "images"`},
 		{name: "NoRuntime", args: []string{"gc", "--socket", noRuntime}, wantErr: "no runtime socket at " + noRuntime},
 	}
 	for _, tt := range tests {
