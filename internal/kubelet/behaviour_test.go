@@ -61,9 +61,11 @@ func TestKubelet_ImagePullBackOffWithPullSecrets(t *testing.T) {
 	pod := simplePod("private", corev1.Container{Name: "app", Image: image, ImagePullPolicy: corev1.PullIfNotPresent})
 	pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "pull"}}
 	h.createPod(pod)
+	// ErrImagePull first; a sync soon after (the status write comes back
+	// through the informer) may already show ImagePullBackOff.
 	h.waitPod("private", "ErrImagePull", func(p *corev1.Pod) bool {
 		cs := containerStatus(p, "app")
-		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImagePull"
+		return cs != nil && cs.State.Waiting != nil && (cs.State.Waiting.Reason == "ErrImagePull" || cs.State.Waiting.Reason == "ImagePullBackOff")
 	})
 	pulls := h.rt.Pulls()
 	if len(pulls) == 0 || pulls[0].Auth.GetUsername() != "robot" || pulls[0].Auth.GetPassword() != "hunter2" {
@@ -270,4 +272,24 @@ func TestKubelet_RestartAdoptsRunningPods(t *testing.T) {
 	if !h.volumes.tornDown(p.UID) {
 		t.Error("volumes of the orphan not torn down")
 	}
+}
+
+func TestKubelet_DeletionInterruptsAHungPull(t *testing.T) {
+	h := newHarness(t)
+	h.rt.BlockPull("stalled:1")
+	pod := simplePod("stalled", corev1.Container{Name: "app", Image: "stalled:1", ImagePullPolicy: corev1.PullAlways})
+	pod.Spec.TerminationGracePeriodSeconds = new(int64(300))
+	h.createPod(pod)
+	p := h.waitPod("stalled", "ContainerCreating while pulling", func(p *corev1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return len(h.rt.Pulls()) > 0 && cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ContainerCreating"
+	})
+	if p.Status.StartTime == nil {
+		t.Error("no startTime while the image is pulled")
+	}
+	if err := h.client.CoreV1().Pods("default").Delete(context.Background(), "stalled", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitGone("stalled")
+	eventually(t, "sandbox removed", func() (bool, string) { return len(h.rt.Sandboxes()) == 0, "" })
 }

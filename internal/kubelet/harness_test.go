@@ -27,7 +27,7 @@ import (
 // harness runs a kubelet.Kubelet against a real API server and a fake runtime,
 // with a fake clock.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	client  kubernetes.Interface
 	rt      *fakecri.Runtime
 	clock   *testingclock.FakeClock
@@ -41,12 +41,12 @@ type harness struct {
 	stop func()
 }
 
-func apiServer(t *testing.T) *testserver.Server {
+func apiServer(t testing.TB) *testserver.Server {
 	t.Helper()
 	return testserver.Start(t)
 }
 
-func newHarness(t *testing.T, tweak ...func(*kubelet.Config)) *harness {
+func newHarness(t testing.TB, tweak ...func(*kubelet.Config)) *harness {
 	t.Helper()
 	ts := apiServer(t)
 	client := kubernetes.NewForConfigOrDie(ts.Config)
@@ -131,7 +131,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // eventually polls check until it passes; it fails the test with the
 // last reason after a generous deadline (a hang, not a slow pass).
-func eventually(t *testing.T, what string, check func() (bool, string)) {
+func eventually(t testing.TB, what string, check func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	var why string

@@ -49,7 +49,7 @@ type realHarness struct {
 	rtc     runtimeapi.RuntimeServiceClient
 }
 
-func newRealHarness(t *testing.T, tweak ...func(*kubelet.Config)) *realHarness {
+func newRealHarness(t testing.TB, tweak ...func(*kubelet.Config)) *realHarness {
 	testutil.RequireRoot(t)
 	ts := apiServer(t)
 	client := kubernetes.NewForConfigOrDie(ts.Config)

@@ -238,6 +238,9 @@ func (k *Kubelet) podChanged(obj any) {
 	k.pods[pod.UID] = pod
 	k.mu.Unlock()
 	k.status.Observe(pod)
+	if pod.DeletionTimestamp != nil {
+		k.interruptSync(pod.UID)
+	}
 	k.enqueue(pod.UID)
 }
 
@@ -253,6 +256,7 @@ func (k *Kubelet) podDeleted(obj any) {
 	k.mu.Lock()
 	delete(k.pods, pod.UID)
 	k.mu.Unlock()
+	k.interruptSync(pod.UID)
 	k.enqueue(pod.UID)
 }
 

@@ -488,6 +488,9 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *corev1.Pod
 			return waitState{"ImagePullBackOff", msg}, errors.New(msg)
 		}
 	}
+	if w.reportPending != nil {
+		w.reportPending()
+	}
 	k.recorder.Eventf(ref, corev1.EventTypeNormal, "Pulling", "Pulling image %q", image)
 	start := k.clock.Now()
 	auths, err := k.pullAuths(ctx, pod, image)

@@ -37,7 +37,13 @@ func (k *Kubelet) sync(ctx context.Context, w *podWorker) bool {
 		k.syncTerminating(ctx, w, pod, rp)
 	default:
 		w.lastPod = pod
-		k.syncRunning(ctx, w, pod, rp)
+		rctx, done := w.interruptible(ctx)
+		k.syncRunning(rctx, w, pod, rp)
+		done()
+		if rctx.Err() != nil && ctx.Err() == nil {
+			// Interrupted by a deletion: go on with it at once.
+			k.enqueue(w.uid)
+		}
 	}
 	return false
 }
@@ -79,10 +85,15 @@ func (k *Kubelet) syncRunning(ctx context.Context, w *podWorker, pod *corev1.Pod
 		}
 		k.wakeAt(w, end)
 	}
-	if pod.Status.StartTime == nil {
-		// Say at once that the kubelet has the pod.
-		k.status.Set(pod, k.podStatus(w, pod, rp))
+	// A pod that cannot start right away (an image to pull) says at once
+	// that the kubelet has it; one that can goes straight to Running,
+	// saving a status write on the start path.
+	w.reportPending = func() {
+		if pod.Status.StartTime == nil {
+			k.status.Set(pod, k.podStatus(w, pod, rp))
+		}
 	}
+	defer func() { w.reportPending = nil }()
 
 	if err := k.ensurePodCgroup(pod); err != nil {
 		k.log.Warn("cannot make pod cgroup", "pod", podKey(pod), "err", err)

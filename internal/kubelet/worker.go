@@ -64,10 +64,47 @@ type podWorker struct {
 	sandboxFailed time.Time
 	// pullFailed is, per image, when its pull last failed and why.
 	pullFailed map[string]pullFailure
+	// reportPending, during a sync, writes the pod's status before a slow
+	// step (an image pull).
+	reportPending func()
 
-	// timerMu guards timerAt, the earliest pending wake-up.
-	timerMu sync.Mutex
-	timerAt time.Time
+	// timerMu guards timerAt, the earliest pending wake-up, and
+	// interrupt, which cancels the sync in progress when it works towards
+	// running the pod (pulling, starting) and the pod must stop instead.
+	timerMu   sync.Mutex
+	timerAt   time.Time
+	interrupt context.CancelFunc
+}
+
+// interruptible returns a context for work towards running the pod,
+// which interruptSync cancels.
+func (w *podWorker) interruptible(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	w.timerMu.Lock()
+	w.interrupt = cancel
+	w.timerMu.Unlock()
+	return ctx, func() {
+		w.timerMu.Lock()
+		w.interrupt = nil
+		w.timerMu.Unlock()
+		cancel()
+	}
+}
+
+// interruptSync cancels the worker's work towards running its pod, if
+// any is in progress.
+func (k *Kubelet) interruptSync(uid types.UID) {
+	k.mu.Lock()
+	w := k.workers[uid]
+	k.mu.Unlock()
+	if w == nil {
+		return
+	}
+	w.timerMu.Lock()
+	defer w.timerMu.Unlock()
+	if w.interrupt != nil {
+		w.interrupt()
+	}
 }
 
 // waitState is why a container is not running.

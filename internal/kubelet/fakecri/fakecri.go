@@ -50,6 +50,8 @@ type Runtime struct {
 	images     map[string]*runtimeapi.Image
 	allowPulls bool
 	pullErrs   map[string]error
+	// blocked lists images whose pulls hang until the caller gives up.
+	blocked map[string]bool
 	pulls      []*runtimeapi.PullImageRequest
 	calls      []string
 	failNext   map[string]error
@@ -90,7 +92,7 @@ func New(c clock.PassiveClock) *Runtime {
 		clock: c, sandboxes: map[string]*runtimeapi.PodSandboxStatus{}, sbConfigs: map[string]*runtimeapi.PodSandboxConfig{},
 		containers: map[string]*Container{}, images: map[string]*runtimeapi.Image{}, pullErrs: map[string]error{},
 		failNext: map[string]error{}, subs: map[chan *runtimeapi.ContainerEventResponse]struct{}{},
-		ignoreTerm: map[string]bool{}, memory: map[string]uint64{},
+		ignoreTerm: map[string]bool{}, memory: map[string]uint64{}, blocked: map[string]bool{},
 	}
 }
 
@@ -143,6 +145,13 @@ func (r *Runtime) FailPull(ref string, err error) {
 		return
 	}
 	r.pullErrs[ref] = err
+}
+
+// BlockPull makes pulls of ref hang until the caller cancels them.
+func (r *Runtime) BlockPull(ref string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blocked[ref] = true
 }
 
 // Pulls returns the pull requests received.
@@ -628,15 +637,19 @@ func (r *Runtime) ListImages(context.Context, *runtimeapi.ListImagesRequest) (*r
 }
 
 // PullImage implements the CRI.
-func (r *Runtime) PullImage(_ context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
+func (r *Runtime) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
 	if err := r.call("PullImage"); err != nil {
 		return nil, err
 	}
 	ref := req.GetImage().GetImage()
 	r.mu.Lock()
 	r.pulls = append(r.pulls, req)
-	err, allowed := r.pullErrs[ref], r.allowPulls
+	err, allowed, blocked := r.pullErrs[ref], r.allowPulls, r.blocked[ref]
 	r.mu.Unlock()
+	if blocked {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	if err != nil {
 		return nil, err
 	}
