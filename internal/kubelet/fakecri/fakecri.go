@@ -51,12 +51,12 @@ type Runtime struct {
 	allowPulls bool
 	pullErrs   map[string]error
 	// blocked lists images whose pulls hang until the caller gives up.
-	blocked map[string]bool
-	pulls      []*runtimeapi.PullImageRequest
-	calls      []string
-	failNext   map[string]error
-	subs       map[chan *runtimeapi.ContainerEventResponse]struct{}
-	exec       func(id string, cmd []string) ([]byte, int32, error)
+	blocked  map[string]bool
+	pulls    []*runtimeapi.PullImageRequest
+	calls    []string
+	failNext map[string]error
+	subs     map[chan *runtimeapi.ContainerEventResponse]struct{}
+	exec     func(id string, cmd []string) ([]byte, int32, error)
 	// ignoreTerm lists containers that do not exit on SIGTERM.
 	ignoreTerm map[string]bool
 	// memory is the working set reported per container.
