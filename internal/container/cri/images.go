@@ -89,10 +89,25 @@ func (i *imageService) PullImage(ctx context.Context, req *runtimeapi.PullImageR
 	return &runtimeapi.PullImageResponse{ImageRef: img.ID}, nil
 }
 
+// collector is an image store that can free what no image uses any more.
+type collector interface {
+	GC() (image.GCResult, error)
+}
+
 func (i *imageService) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
 	err := i.s.images.Remove(req.GetImage().GetImage())
 	if err != nil && !errors.Is(err, image.ErrNotFound) {
 		return nil, err
+	}
+	// Free the removed image's blobs and layers, as containerd's CRI does,
+	// so the kubelet's image garbage collection frees disk. In the
+	// background: the call need not wait for the disk.
+	if c, ok := i.s.images.(collector); ok && err == nil {
+		go func() {
+			if _, err := c.GC(); err != nil {
+				i.s.log.Warn("image garbage collection after RemoveImage", "err", err)
+			}
+		}()
 	}
 	return &runtimeapi.RemoveImageResponse{}, nil
 }
