@@ -52,8 +52,7 @@ type Config struct {
 	// Names are the ServiceAccounts every namespace gets. Nil means
 	// ["default"]; an empty non-nil slice is an error (nothing to do).
 	Names []string
-	// Workers is how many namespaces are synced at once. Zero means 5
-	// (upstream's --concurrent-serviceaccount-token-syncs default).
+	// Workers is how many namespaces are synced at once. Zero means 5.
 	Workers int
 }
 
