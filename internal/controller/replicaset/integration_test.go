@@ -22,7 +22,9 @@ import (
 
 // startController runs a controller against the API server until the
 // test ends.
-func startController(t *testing.T, client kubernetes.Interface) {
+func startController(t *testing.T, client kubernetes.Interface) { startControllerB(t, client) }
+
+func startControllerB(t testing.TB, client kubernetes.Interface) {
 	t.Helper()
 	factory := informers.NewSharedInformerFactory(client, 0)
 	ctrl, err := replicaset.New(replicaset.Config{Client: client, Informers: factory, Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
@@ -42,7 +44,7 @@ func startController(t *testing.T, client kubernetes.Interface) {
 	})
 }
 
-type testLog struct{ t *testing.T }
+type testLog struct{ t testing.TB }
 
 func (w testLog) Write(p []byte) (int, error) {
 	defer func() { recover() }() // goroutines may log after the test

@@ -30,14 +30,15 @@ func podsToDelete(pods, related []*corev1.Pod, n int, now time.Time) []*corev1.P
 			onNode[p.Spec.NodeName]++
 		}
 	}
-	ranked := make([]rankedPod, len(pods))
+	// Every criterion is computed once per pod, not once per comparison.
+	ranks := make([]rankedPod, len(pods))
+	ranked := make([]*rankedPod, len(pods))
 	for i, p := range pods {
-		ranked[i] = rankedPod{pod: p, crowd: onNode[p.Spec.NodeName]}
-		if p.Spec.NodeName == "" {
-			ranked[i].crowd = 0
-		}
+		ranks[i] = rankOf(p, onNode, now)
+		ranked[i] = &ranks[i]
 	}
-	slices.SortStableFunc(ranked, func(a, b rankedPod) int { return compareForDeletion(a, b, now) })
+	// The UID makes the order total, so an unstable sort is repeatable.
+	slices.SortFunc(ranked, compareForDeletion)
 	out := make([]*corev1.Pod, n)
 	for i := range out {
 		out[i] = ranked[i].pod
@@ -45,68 +46,66 @@ func podsToDelete(pods, related []*corev1.Pod, n int, now time.Time) []*corev1.P
 	return out
 }
 
+// rankedPod is a pod with its deletion criteria, each ordered so that a
+// smaller value goes first.
 type rankedPod struct {
-	pod *corev1.Pod
-	// crowd is the number of related pods on this pod's node.
-	crowd int
+	pod      *corev1.Pod
+	assigned int // 0 not on a node, 1 on one
+	phase    int // Pending, Unknown, Running
+	ready    int // 0 not ready, 1 ready
+	cost     int64
+	crowd    int // minus the related pods on its node
+	readyAge int // log-2 bucket of how long it has been ready
+	restarts int32
+	created  int // -1 unknown, else log-2 bucket of its age
+}
+
+func rankOf(p *corev1.Pod, onNode map[string]int, now time.Time) rankedPod {
+	r := rankedPod{pod: p, phase: phaseRank(p.Status.Phase), cost: deletionCost(p), restarts: -restarts(p), created: -1}
+	if p.Spec.NodeName != "" {
+		r.assigned = 1
+		r.crowd = -onNode[p.Spec.NodeName]
+	}
+	if since := readySince(p); since != nil {
+		r.ready = 1
+		r.readyAge = ageBucket(*since, now)
+	}
+	if !p.CreationTimestamp.IsZero() {
+		r.created = ageBucket(p.CreationTimestamp, now)
+	}
+	return r
 }
 
 // compareForDeletion orders a before b (negative) when a should be
 // deleted first.
-func compareForDeletion(a, b rankedPod, now time.Time) int {
-	pa, pb := a.pod, b.pod
-	// Not on a node before on a node.
-	if c := cmp.Compare(boolRank(pa.Spec.NodeName != ""), boolRank(pb.Spec.NodeName != "")); c != 0 {
+func compareForDeletion(a, b *rankedPod) int {
+	if c := cmp.Compare(a.assigned, b.assigned); c != 0 {
 		return c
 	}
-	// Pending before Unknown before Running.
-	if c := cmp.Compare(phaseRank(pa.Status.Phase), phaseRank(pb.Status.Phase)); c != 0 {
+	if c := cmp.Compare(a.phase, b.phase); c != 0 {
 		return c
 	}
-	// Not ready before ready.
-	ra, rb := readySince(pa), readySince(pb)
-	if c := cmp.Compare(boolRank(ra != nil), boolRank(rb != nil)); c != 0 {
+	if c := cmp.Compare(a.ready, b.ready); c != 0 {
 		return c
 	}
-	// Lower deletion cost first.
-	if c := cmp.Compare(deletionCost(pa), deletionCost(pb)); c != 0 {
+	if c := cmp.Compare(a.cost, b.cost); c != 0 {
 		return c
 	}
-	// Crowded nodes first.
-	if c := cmp.Compare(b.crowd, a.crowd); c != 0 {
+	if c := cmp.Compare(a.crowd, b.crowd); c != 0 {
 		return c
 	}
-	// Ready for less time first.
-	if ra != nil && rb != nil {
-		if c := cmp.Compare(ageBucket(*ra, now), ageBucket(*rb, now)); c != 0 {
+	if a.ready == 1 {
+		if c := cmp.Compare(a.readyAge, b.readyAge); c != 0 {
 			return c
 		}
 	}
-	// More restarts first.
-	if c := cmp.Compare(restarts(pb), restarts(pa)); c != 0 {
+	if c := cmp.Compare(a.restarts, b.restarts); c != 0 {
 		return c
 	}
-	// Newer first; an unset creation time counts as newest.
-	ca, cb := pa.CreationTimestamp, pb.CreationTimestamp
-	if ca.IsZero() != cb.IsZero() {
-		if ca.IsZero() {
-			return -1
-		}
-		return 1
+	if c := cmp.Compare(a.created, b.created); c != 0 {
+		return c
 	}
-	if !ca.IsZero() {
-		if c := cmp.Compare(ageBucket(ca, now), ageBucket(cb, now)); c != 0 {
-			return c
-		}
-	}
-	return cmp.Compare(pa.UID, pb.UID)
-}
-
-func boolRank(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+	return cmp.Compare(a.pod.UID, b.pod.UID)
 }
 
 func phaseRank(p corev1.PodPhase) int {
