@@ -78,8 +78,13 @@ type node struct {
 	kubelet *rest.Config // an API-server-like client of the kubelet API
 	// apiConfig is an admin client of the API server.
 	apiConfig *rest.Config
-	image     string
-	root      string
+	// cfg starts the agent again after a stop; cancel and done belong
+	// to the running one.
+	cfg    agent.Config
+	cancel func()
+	done   chan error
+	image  string
+	root   string
 }
 
 // cluster is a test API server with the toolbox image in a registry.
@@ -131,21 +136,33 @@ func (c *cluster) startNode(t *testing.T, netns, podCIDR string, nodeIP net.IP) 
 	t.Helper()
 	root, logs := t.TempDir(), t.TempDir()
 	parent := randomName("skiff-test-agent-")
-	port := freePort(t)
-	a, err := agent.New(agent.Config{
+	n := &node{client: c.client, image: c.image, root: root, apiConfig: c.ts.Config, cfg: agent.Config{
 		NodeName: randomName("node-"), Client: c.ts.Config, RootDir: root, PodLogsDir: logs,
 		CgroupParent: parent, PodCIDR: podCIDR, PodNetworkNetNS: netns,
-		NodeIP: nodeIP, KubeletAddress: "127.0.0.1", KubeletPort: port,
+		NodeIP: nodeIP, KubeletAddress: "127.0.0.1", KubeletPort: freePort(t),
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	}}
+	t.Cleanup(func() { n.cleanup(t, root, parent) })
+	n.start(t)
+	n.kubelet = &rest.Config{
+		Host: "https://" + n.agent.KubeletAddr().String(),
+		// The kubelet's certificate is self-signed here.
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true, CertData: c.kubeletClient.CertPEM, KeyData: c.kubeletClient.KeyPEM},
+	}
+	return n
+}
+
+// start runs the node's agent and waits until it is ready.
+func (n *node) start(t *testing.T) {
+	t.Helper()
+	a, err := agent.New(n.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	n := &node{agent: a, client: c.client, image: c.image, root: root, apiConfig: c.ts.Config}
-	t.Cleanup(func() { n.cleanup(t, cancel, done, root, parent) })
+	n.agent, n.cancel, n.done = a, cancel, done
 	select {
 	case <-a.Ready():
 	case err := <-done:
@@ -153,17 +170,29 @@ func (c *cluster) startNode(t *testing.T, netns, podCIDR string, nodeIP net.IP) 
 	case <-time.After(60 * time.Second):
 		t.Fatal("agent not ready after 60s")
 	}
-	n.kubelet = &rest.Config{
-		Host: "https://" + a.KubeletAddr().String(),
-		// The kubelet's certificate is self-signed here.
-		TLSClientConfig: rest.TLSClientConfig{Insecure: true, CertData: c.kubeletClient.CertPEM, KeyData: c.kubeletClient.KeyPEM},
+}
+
+// stop stops the node's agent; its containers keep running.
+func (n *node) stop(t *testing.T) {
+	t.Helper()
+	if n.cancel == nil {
+		return
 	}
-	return n
+	n.cancel()
+	select {
+	case err := <-n.done:
+		if err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("agent did not stop")
+	}
+	n.cancel = nil
 }
 
 // cleanup deletes every pod, waits for the agent to tear them down, stops
 // the agent and checks nothing is left: sandboxes, mounts, cgroups.
-func (n *node) cleanup(t *testing.T, cancel func(), done chan error, root, parent string) {
+func (n *node) cleanup(t *testing.T, root, parent string) {
 	ctx := context.Background()
 	pods, _ := n.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 	grace := int64(1)
@@ -181,15 +210,7 @@ func (n *node) cleanup(t *testing.T, cancel func(), done chan error, root, paren
 	// Whatever the kubelet did not remove goes through the CRI and the
 	// volume manager directly, so that the test leaves nothing behind.
 	n.removeLeftovers(t, root)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("agent did not stop")
-	}
+	n.stop(t)
 	mounts, _ := mount.Self()
 	if left := mount.Under(mounts, root); len(left) > 0 {
 		t.Errorf("mounts left under the agent's root: %v", left)
@@ -735,4 +756,59 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestAgent_RestartAdoptsRunningPods stops the agent while a pod runs and
+// starts a new one on the same root: the container kept running, and the
+// new agent serves it (exec, volumes kept up to date) without restarting
+// it.
+func TestAgent_RestartAdoptsRunningPods(t *testing.T) {
+	n := startNode(t)
+	ctx := context.Background()
+	if _, err := n.client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "conf"}, Data: map[string]string{"v": "1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "steady"},
+		Spec: corev1.PodSpec{NodeName: n.cfg.NodeName, Containers: []corev1.Container{{
+			Name: "c", Image: n.image, Command: []string{"sleep", "infinity"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "conf", MountPath: "/conf"}},
+		}}, Volumes: []corev1.Volume{{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "conf"}}}}}},
+	}
+	if _, err := n.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := n.waitRunning(t, "default", "steady")
+	n.stop(t)
+	n.start(t)
+	read := func() string {
+		out, _, _ := n.exec(t, spdyExec, "default", "steady", "c", "cat", "/conf/v")
+		return out
+	}
+	if got := read(); got != "1" {
+		t.Fatalf("after the restart the volume reads %q", got)
+	}
+	cm, err := n.client.CoreV1().ConfigMaps("default").Get(ctx, "conf", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["v"] = "2"
+	if _, err := n.client.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for read() != "2" {
+		if time.Now().After(deadline) {
+			t.Fatal("the configMap update never reached the adopted pod")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	after, err := n.client.CoreV1().Pods("default").Get(ctx, "steady", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, a := before.Status.ContainerStatuses[0], after.Status.ContainerStatuses[0]
+	if a.RestartCount != b.RestartCount || a.ContainerID != b.ContainerID {
+		t.Errorf("container restarted across the agent restart: %s (%d) -> %s (%d)", b.ContainerID, b.RestartCount, a.ContainerID, a.RestartCount)
+	}
 }
