@@ -581,23 +581,30 @@ func TestAgent_RunsPodWithVolumesAndServesTheKubeletAPI(t *testing.T) {
 	})
 
 	t.Run("attach", func(t *testing.T) {
-		echo := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: "echo"},
-			Spec: corev1.PodSpec{NodeName: n.agent.NodeName(), Containers: []corev1.Container{{
-				Name: "echo", Image: n.image, Command: []string{"read-stdin"}, Stdin: true,
-			}}},
+		// One pod per way in: the runtime closes a container's stdin when
+		// an attach with stdin ends, even without stdinOnce (containerd
+		// keeps it open), so the echo program ends after the first.
+		newEcho := func(name string) {
+			echo := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec: corev1.PodSpec{NodeName: n.agent.NodeName(), Containers: []corev1.Container{{
+					Name: "echo", Image: n.image, Command: []string{"read-stdin"}, Stdin: true,
+				}}},
+			}
+			if _, err := n.client.CoreV1().Pods(nsName).Create(ctx, echo, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			n.waitRunning(t, nsName, name)
 		}
-		if _, err := n.client.CoreV1().Pods(nsName).Create(ctx, echo, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		n.waitRunning(t, nsName, "echo")
+		newEcho("echo-kubelet")
+		newEcho("echo-api")
 		for _, via := range []struct {
 			name string
 			url  *url.URL
 			cfg  *rest.Config
 		}{
-			{"kubelet API", mustURL(t, n.kubelet.Host+"/attach/default/echo/echo?input=1&output=1"), n.kubelet},
-			{"API server", n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(nsName).Name("echo").SubResource("attach").
+			{"kubelet API", mustURL(t, n.kubelet.Host+"/attach/default/echo-kubelet/echo?input=1&output=1"), n.kubelet},
+			{"API server", n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(nsName).Name("echo-api").SubResource("attach").
 				VersionedParams(&corev1.PodAttachOptions{Container: "echo", Stdin: true, Stdout: true}, scheme.ParameterCodec).URL(), n.apiConfig},
 		} {
 			t.Run(via.name, func(t *testing.T) {
@@ -609,15 +616,25 @@ func TestAgent_RunsPodWithVolumesAndServesTheKubeletAPI(t *testing.T) {
 				defer cancel()
 				inR, inW := io.Pipe()
 				outR, outW := io.Pipe()
+				defer inW.Close()
+				defer outR.Close()
 				go ex.StreamWithContext(actx, remotecommand.StreamOptions{Stdin: inR, Stdout: outW})
 				go inW.Write([]byte("over " + via.name + "\n"))
-				buf := make([]byte, len("over "+via.name+"\n"))
-				if _, err := io.ReadFull(outR, buf); err != nil || string(buf) != "over "+via.name+"\n" {
-					t.Errorf("attach echoed %q, %v", buf, err)
+				want := "over " + via.name + "\n"
+				got := make(chan string, 1)
+				go func() {
+					buf := make([]byte, len(want))
+					n, _ := io.ReadFull(outR, buf)
+					got <- string(buf[:n])
+				}()
+				select {
+				case g := <-got:
+					if g != want {
+						t.Errorf("attach echoed %q, want %q", g, want)
+					}
+				case <-actx.Done():
+					t.Error("no echo through attach")
 				}
-				cancel()
-				inW.Close()
-				outR.Close()
 			})
 		}
 	})
