@@ -35,7 +35,8 @@ func TestCachedList_SameBytesAsTheSerializer(t *testing.T) {
 				}
 				return rec.Body.Bytes()
 			}
-			fast := get("resourceVersion=0")
+			// A consistent list: served from the cache once it is current.
+			fast := get("")
 			fast2 := get("resourceVersion=0") // from the encoding cache
 			// The same objects at the same revision, encoded whole.
 			rv := fastRV(t, env)

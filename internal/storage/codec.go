@@ -1,8 +1,7 @@
 package storage
 
 import (
-	"bytes"
-	"fmt"
+		"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,23 +28,36 @@ type protobufCodec struct {
 	serializer *protobuf.Serializer
 }
 
+// Encode writes what the protobuf serializer writes — the magic prefix and
+// a runtime.Unknown holding the kind and the object's own encoding — without
+// touching obj: objects are shared (the watch cache hands the same one to
+// many readers), so not even their apiVersion and kind may be set here.
 func (c *protobufCodec) Encode(obj runtime.Object) ([]byte, error) {
 	gvks, _, err := c.scheme.ObjectKinds(obj)
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
-	// The serializer writes the kind from the object's TypeMeta; set it
-	// on a shallow level only for the duration of the call.
-	kind := obj.GetObjectKind()
-	saved := kind.GroupVersionKind()
-	kind.SetGroupVersionKind(gvks[0])
-	defer kind.SetGroupVersionKind(saved)
-	var buf bytes.Buffer
-	if err := c.serializer.Encode(obj, &buf); err != nil {
+	m, ok := obj.(interface{ Marshal() ([]byte, error) })
+	if !ok {
+		return nil, fmt.Errorf("encode %s: not a protobuf type", gvks[0].Kind)
+	}
+	raw, err := m.Marshal()
+	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", gvks[0].Kind, err)
 	}
-	return buf.Bytes(), nil
+	unk := runtime.Unknown{
+		TypeMeta: runtime.TypeMeta{APIVersion: gvks[0].GroupVersion().String(), Kind: gvks[0].Kind},
+		Raw:      raw,
+	}
+	data, err := unk.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", gvks[0].Kind, err)
+	}
+	return append(append(make([]byte, 0, len(protobufMagic)+len(data)), protobufMagic...), data...), nil
 }
+
+// protobufMagic begins every protobuf-encoded Kubernetes object.
+var protobufMagic = []byte{0x6b, 0x38, 0x73, 0x00}
 
 func (c *protobufCodec) Decode(data []byte) (runtime.Object, error) {
 	obj, _, err := c.serializer.Decode(data, nil, nil)

@@ -58,7 +58,9 @@ func ParseResourceVersion(rv string) (int64, error) {
 	return n, nil
 }
 
-// encode encodes obj without its resourceVersion.
+// encode encodes obj without its resourceVersion. obj must be the
+// caller's own: its resourceVersion is cleared for the encoding, then put
+// back.
 func (s *Store) encode(obj runtime.Object) ([]byte, error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
@@ -139,8 +141,10 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, hint runtime.O
 	if hint != nil {
 		if m, err := meta.Accessor(hint); err == nil {
 			if rev, err := ParseResourceVersion(m.GetResourceVersion()); err == nil && rev > 0 {
-				if raw, err := s.encode(hint); err == nil {
-					cur, curRev, curRaw = hint.DeepCopyObject(), rev, raw
+				// The hint is shared (a cache object): work on a copy.
+				own := hint.DeepCopyObject()
+				if raw, err := s.encode(own); err == nil {
+					cur, curRev, curRaw = own, rev, raw
 				}
 			}
 		}
