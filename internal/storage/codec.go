@@ -1,7 +1,7 @@
 package storage
 
 import (
-		"fmt"
+	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
