@@ -293,3 +293,28 @@ func TestKubelet_DeletionInterruptsAHungPull(t *testing.T) {
 	h.waitGone("stalled")
 	eventually(t, "sandbox removed", func() (bool, string) { return len(h.rt.Sandboxes()) == 0, "" })
 }
+
+func TestKubelet_IdlePodsCauseNoRuntimeCalls(t *testing.T) {
+	h := newHarness(t)
+	h.createPod(simplePod("idle"))
+	h.waitPod("idle", "Running", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && condition(p, corev1.PodReady) == corev1.ConditionTrue
+	})
+	count := func() int {
+		n := 0
+		for _, c := range h.rt.Calls() {
+			if c == "ListPodSandbox" || c == "ContainerStatus" {
+				n++
+			}
+		}
+		return n
+	}
+	// Let the syncs the start caused (events, the status write coming
+	// back) finish, then nothing may happen until a timer or an event.
+	time.Sleep(500 * time.Millisecond)
+	before := count()
+	time.Sleep(500 * time.Millisecond)
+	if after := count(); after != before {
+		t.Errorf("%d runtime calls for an idle pod with the clock stopped", after-before)
+	}
+}

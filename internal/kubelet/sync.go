@@ -39,8 +39,9 @@ func (k *Kubelet) sync(ctx context.Context, w *podWorker) bool {
 		w.lastPod = pod
 		rctx, done := w.interruptible(ctx)
 		k.syncRunning(rctx, w, pod, rp)
+		interrupted := rctx.Err() != nil
 		done()
-		if rctx.Err() != nil && ctx.Err() == nil {
+		if interrupted && ctx.Err() == nil {
 			// Interrupted by a deletion: go on with it at once.
 			k.enqueue(w.uid)
 		}
