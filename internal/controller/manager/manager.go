@@ -274,16 +274,22 @@ func (m *Manager) campaign(ctx context.Context) error {
 	// earlier and another manager could act beside ours.
 	electCtx, cancelElect := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelElect()
+	// A term goes waiting → leading → over, or waiting → over.
+	const (
+		waiting = iota
+		leading
+		over
+	)
 	var (
-		mu      sync.Mutex // guards started
-		started bool
-		leadErr error
+		mu      sync.Mutex // guards state
+		state   = waiting
+		leadErr error // set before done is closed
 		done    = make(chan struct{})
 	)
 	stop := context.AfterFunc(ctx, func() {
 		mu.Lock()
 		defer mu.Unlock()
-		if !started {
+		if state == waiting {
 			cancelElect()
 		}
 	})
@@ -298,15 +304,18 @@ func (m *Manager) campaign(ctx context.Context) error {
 		ReleaseOnCancel: true,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(lctx context.Context) {
-				defer close(done)
+				// The elector calls this in a goroutine of its own, which
+				// may start late: after ctx ended, or after the elector
+				// gave up the term. Then there is nothing to lead.
 				mu.Lock()
-				if ctx.Err() != nil {
+				if state != waiting || ctx.Err() != nil || lctx.Err() != nil {
 					mu.Unlock()
 					cancelElect()
 					return
 				}
-				started = true
+				state = leading
 				mu.Unlock()
+				defer close(done)
 				m.log.Info("acquired the lease; starting controllers", "identity", le.Identity)
 				runCtx, cancel := context.WithCancel(lctx)
 				stopRun := context.AfterFunc(ctx, cancel)
@@ -331,10 +340,10 @@ func (m *Manager) campaign(ctx context.Context) error {
 	}
 	elector.Run(electCtx)
 	mu.Lock()
-	wasStarted := started
-	started = true // from now on, ctx's end has nothing left to cancel
+	wasLeading := state == leading
+	state = over
 	mu.Unlock()
-	if wasStarted {
+	if wasLeading {
 		<-done
 	}
 	return leadErr
