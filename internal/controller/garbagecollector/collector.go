@@ -158,11 +158,11 @@ type discardEvents struct{}
 
 func (discardEvents) Eventf(runtime.Object, string, string, string, ...any) {}
 
-// Run discovers the resources, watches them, waits (at most
-// Config.SyncTimeout) for the first lists, then collects garbage until
-// ctx is done, rediscovering every Config.ResyncPeriod. It returns nil
-// once everything has stopped, or an error when the first discovery
-// fails. Run may be called once.
+// Run discovers the resources (retrying until discovery answers), watches
+// them, waits (at most Config.SyncTimeout) for the first lists, then
+// collects garbage until ctx is done, rediscovering every
+// Config.ResyncPeriod. It returns nil once everything has stopped. Run may
+// be called once.
 func (c *Collector) Run(ctx context.Context) error {
 	defer c.shutdown()
 	ctx = klog.NewContext(ctx, logr.FromSlogHandler(c.log.Handler()))
@@ -172,8 +172,18 @@ func (c *Collector) Run(ctx context.Context) error {
 		defer b.Shutdown()
 		c.events = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "garbage-collector-controller"})
 	}
-	if err := c.rediscover(); err != nil {
-		return fmt.Errorf("garbage collector: %w", err)
+	// Without a first discovery there is nothing to watch: keep trying.
+	for delay := time.Second; ; delay = min(2*delay, c.cfg.ResyncPeriod) {
+		err := c.rediscover()
+		if err == nil {
+			break
+		}
+		c.log.Warn("discovery failed; retrying", "err", err, "after", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.clock.After(delay):
+		}
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {

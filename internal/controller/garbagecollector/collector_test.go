@@ -450,3 +450,33 @@ func TestNew_RejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// countingDiscovery fails and says so on calls.
+type countingDiscovery struct{ calls chan struct{} }
+
+func (d countingDiscovery) ServerPreferredResources() ([]*metav1.APIResourceList, error) {
+	d.calls <- struct{}{}
+	return nil, apierrors.NewServiceUnavailable("starting")
+}
+
+func TestRun_WaitsOutAFailingDiscovery(t *testing.T) {
+	d := countingDiscovery{calls: make(chan struct{}, 10)}
+	gc, err := New(Config{Metadata: metadatafake.NewSimpleMetadataClient(metadatafake.NewTestScheme()), Discovery: d,
+		Clock: clocktesting.NewFakeClock(t0), Events: &eventLog{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gc.Run(ctx) }()
+	<-d.calls
+	select {
+	case err := <-done:
+		t.Fatalf("Run gave up after a failed discovery: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v after cancel, want nil", err)
+	}
+}
