@@ -44,6 +44,20 @@
 // activeDeadlineSeconds, a grace period). Syncs of one pod never overlap;
 // events that arrive during a sync coalesce into one more sync.
 //
+// # Time
+//
+// Every timer (backoff, probes, deadlines, resyncs, lease, node status,
+// eviction) runs on Config.Clock, so tests drive the kubelet with a fake
+// clock and no sleeps. Container timestamps come from the runtime.
+//
+// # Volumes contract
+//
+// Volumes.SetUp runs on every sync of a pod that should run, before its
+// containers are created (and is where configMap and secret contents are
+// refreshed); Volumes.Mounts turns each container's volumeMounts into CRI
+// mounts; Volumes.TearDown runs once the pod's containers have stopped,
+// and for pods found on disk that are no longer bound here.
+//
 // # Pod network contract
 //
 // The built-in runtime makes a sandbox with only a loopback interface.
