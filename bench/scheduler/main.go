@@ -26,10 +26,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,7 +43,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/skiff-sh/skiff/internal/scheduler"
 	"github.com/skiff-sh/skiff/internal/server"
 )
 
@@ -56,17 +53,10 @@ func main() {
 		workload = flag.String("workload", "basic", "basic: cpu and memory requests; spread: also a zone topology spread constraint and a preferred host anti-affinity")
 		conc     = flag.Int("concurrency", 16, "concurrent creates")
 		out      = flag.String("out", "", "also write the report to this file")
-		child    = flag.String("run-scheduler", "", "internal: run the scheduler against this kubeconfig")
 		profile  = flag.String("profile", "", "write the scheduler's CPU and heap profiles into this directory")
 		verbose  = flag.Bool("v", false, "show the scheduler's debug log")
 	)
 	flag.Parse()
-	if *child != "" {
-		if err := runChild(*child, *profile, *verbose); err != nil {
-			fatal(err)
-		}
-		return
-	}
 	if *workload != "basic" && *workload != "spread" {
 		fatal(fmt.Errorf("unknown workload %q", *workload))
 	}
@@ -87,57 +77,6 @@ func main() {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "error:", err)
 	os.Exit(1)
-}
-
-// runChild is the scheduler process: it schedules until SIGTERM, then
-// prints its Go memory figures.
-func runChild(kubeconfig, profile string, verbose bool) error {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return err
-	}
-	level := slog.LevelWarn
-	if verbose {
-		level = slog.LevelDebug
-	}
-	s, err := scheduler.New(scheduler.Config{
-		RESTConfig: cfg,
-		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-	})
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if profile != "" {
-		f, err := os.Create(filepath.Join(profile, "cpu.pprof"))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-	}
-	var ms runtime.MemStats
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	<-ctx.Done()
-	// Measure while the scheduler still holds its state.
-	if profile != "" {
-		pprof.StopCPUProfile()
-		f, err := os.Create(filepath.Join(profile, "heap.pprof"))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.WriteHeapProfile(f); err != nil {
-			return err
-		}
-	}
-	runtime.ReadMemStats(&ms)
-	fmt.Printf("heap_inuse=%d heap_sys=%d sys=%d\n", ms.HeapInuse, ms.HeapSys, ms.Sys)
-	return <-done
 }
 
 func run(w io.Writer, numNodes, numPods, conc int, workload, profile string, verbose bool) error {
@@ -188,11 +127,11 @@ func run(w io.Writer, numNodes, numPods, conc int, workload, profile string, ver
 	}
 	defer wi.Stop()
 
-	exe, err := os.Executable()
+	exe, err := buildSchedproc(dir)
 	if err != nil {
 		return err
 	}
-	args := []string{"-run-scheduler", kubeconfig}
+	args := []string{"-kubeconfig", kubeconfig}
 	if profile != "" {
 		args = append(args, "-profile", profile)
 	}
@@ -221,8 +160,10 @@ func run(w io.Writer, numNodes, numPods, conc int, workload, profile string, ver
 		return err
 	}
 	rss, hwm := procMemory(cmd.Process.Pid)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGUSR1)
 	heap := readHeap(stdout)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_, _ = io.Copy(io.Discard, stdout)
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("scheduler process: %w", err)
 	}
@@ -236,10 +177,67 @@ func run(w io.Writer, numNodes, numPods, conc int, workload, profile string, ver
 	fmt.Fprintf(w, "%-44s %8.2fs %8.0f pods/s\n", "scheduler start → all bound", total.Seconds(), float64(numPods)/total.Seconds())
 	fmt.Fprintf(w, "%-44s %8.1f MB (peak %.1f MB)\n", "scheduler process RSS when done", float64(rss)/1e6, float64(hwm)/1e6)
 	if heap != "" {
-		fmt.Fprintf(w, "%-44s %s\n", "scheduler Go memory at exit", heap)
+		fmt.Fprintf(w, "%-44s %s\n", "scheduler Go memory when done", heap)
 	}
 	fmt.Fprintf(w, "%-44s %8.2f\n", "ratio bound/s ÷ created/s", boundRate/createRate)
+
+	events, err := client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "reason=Scheduled"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%-44s %8d of %d\n", "Scheduled events recorded", len(events.Items), numPods)
+
+	// The second peer: the same writes the scheduler makes (a binding and
+	// an event per pod), made directly at the scheduler's concurrency,
+	// without any scheduling decision: the API's ceiling for a scheduler.
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "peer"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if err := parallel(numPods, conc, func(i int) error {
+		p := benchPod(i, workload)
+		p.Spec.SchedulerName = "nobody"
+		_, err := client.CoreV1().Pods("peer").Create(ctx, p, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return fmt.Errorf("create peer pods: %w", err)
+	}
+	start = time.Now()
+	if err := parallel(numPods, 64, func(i int) error {
+		name := fmt.Sprintf("pod-%05d", i)
+		node := fmt.Sprintf("node-%04d", i%numNodes)
+		b := &v1.Binding{ObjectMeta: metav1.ObjectMeta{Name: name}, Target: v1.ObjectReference{Kind: "Node", Name: node}}
+		if err := client.CoreV1().Pods("peer").Bind(ctx, b, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		_, err := client.CoreV1().Events("peer").Create(ctx, &v1.Event{
+			ObjectMeta:     metav1.ObjectMeta{GenerateName: name + "."},
+			InvolvedObject: v1.ObjectReference{Kind: "Pod", Namespace: "peer", Name: name},
+			Reason:         "Scheduled", Message: "Successfully assigned peer/" + name + " to " + node, Type: v1.EventTypeNormal,
+			Source: v1.EventSource{Component: "bench"}, FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
+		}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return fmt.Errorf("bind peer pods: %w", err)
+	}
+	direct := time.Since(start)
+	directRate := float64(numPods) / direct.Seconds()
+	fmt.Fprintf(w, "%-44s %8.2fs %8.0f pods/s\n", "peer: bind + event directly, concurrency 64", direct.Seconds(), directRate)
+	fmt.Fprintf(w, "%-44s %8.2f\n", "ratio bound/s ÷ direct binds/s", boundRate/directRate)
 	return nil
+}
+
+// buildSchedproc builds the scheduler's own binary (./schedproc) into
+// dir, so that the process measured holds the scheduler only, not this
+// program's API server and etcd.
+func buildSchedproc(dir string) (string, error) {
+	out := filepath.Join(dir, "schedproc")
+	_, self, _, _ := runtime.Caller(0)
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = filepath.Join(filepath.Dir(self), "schedproc")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build schedproc: %w\n%s", err, msg)
+	}
+	return out, nil
 }
 
 func startServer(ctx context.Context, dir string) (*rest.Config, string, func(), error) {
@@ -250,10 +248,12 @@ func startServer(ctx context.Context, dir string) (*rest.Config, string, func(),
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	s, err := server.New(server.Config{
-		DataDir:            dir,
-		BindAddress:        "127.0.0.1",
-		HTTPSPort:          port,
-		AdvertiseAddress:   net.IPv4(127, 0, 0, 1),
+		DataDir:          dir,
+		BindAddress:      "127.0.0.1",
+		HTTPSPort:        port,
+		AdvertiseAddress: net.IPv4(127, 0, 0, 1),
+		// No Extend: the API server alone. The scheduler under test runs
+		// in the child process, and nothing else writes.
 		CompactionInterval: -1,
 		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	})
@@ -429,7 +429,7 @@ func readHeap(r io.Reader) string {
 		}
 		var inuse, heapSys, sys int64
 		fmt.Sscanf(line, "heap_inuse=%d heap_sys=%d sys=%d", &inuse, &heapSys, &sys)
-		return fmt.Sprintf("heap in use %.1f MB, from the OS %.1f MB", float64(inuse)/1e6, float64(sys)/1e6)
+		return fmt.Sprintf("live heap %.1f MB, from the OS %.1f MB", float64(inuse)/1e6, float64(sys)/1e6)
 	}
 	return ""
 }

@@ -49,6 +49,12 @@ type Config struct {
 	// at least 5%. 100 looks at every node.
 	PercentageOfNodesToScore int32
 
+	// MaxInFlightBindings bounds the bindings waiting for the API
+	// server; when they are all in flight the next cycle waits. 0 means
+	// 64. Unbounded, a fast scheduler floods the API server with
+	// thousands of writes at once, and they time out in etcd.
+	MaxInFlightBindings int
+
 	// QPS and Burst limit the scheduling client made from RESTConfig;
 	// 0 means 1000 and 2000. The events client gets a fifth of them; the
 	// leader election client has its own small limit.
@@ -112,6 +118,12 @@ func (c *Config) validate() error {
 	}
 	if c.PercentageOfNodesToScore < 0 || c.PercentageOfNodesToScore > 100 {
 		return fmt.Errorf("scheduler: percentage of nodes to score %d not in [0, 100]", c.PercentageOfNodesToScore)
+	}
+	if c.MaxInFlightBindings == 0 {
+		c.MaxInFlightBindings = 64
+	}
+	if c.MaxInFlightBindings < 0 {
+		return fmt.Errorf("scheduler: max in-flight bindings %d must be positive", c.MaxInFlightBindings)
 	}
 	if c.QPS == 0 {
 		c.QPS = 1000

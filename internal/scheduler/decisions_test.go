@@ -126,7 +126,7 @@ type decider struct {
 	client *fake.Clientset
 }
 
-func newDecider(t *testing.T, sc scenario) *decider {
+func newDecider(t testing.TB, sc scenario) *decider {
 	t.Helper()
 	var objs []runtime.Object
 	for _, p := range sc.existing {

@@ -27,6 +27,9 @@ import (
 	"github.com/skiff-sh/skiff/internal/scheduler/queue"
 )
 
+// eventWriters is how many events are written at once.
+const eventWriters = 16
+
 // instance is one term of scheduling: everything the scheduler knows,
 // built fresh when it starts leading and dropped when it stops.
 type instance struct {
@@ -54,6 +57,8 @@ type instance struct {
 
 	// async counts bindings and status updates in flight.
 	async sync.WaitGroup
+	// bindings holds a token per binding in flight.
+	bindings chan struct{}
 }
 
 func (s *Scheduler) newInstance() (*instance, error) {
@@ -79,6 +84,7 @@ func newInstance(cfg *Config, client kubernetes.Interface) (*instance, error) {
 		cache:    cache.New(cfg.Logger.WithGroup("cache")),
 		snapshot: cache.NewEmptySnapshot(),
 		rand:     cfg.Rand,
+		bindings: make(chan struct{}, cfg.MaxInFlightBindings),
 	}
 	h := &framework.Handle{
 		Snapshot:      in.snapshot,
@@ -154,11 +160,13 @@ func stripContainers(cs []v1.Container) {
 // run starts the informers, waits for them to sync, and schedules until
 // ctx is done; then it waits for bindings in flight.
 func (in *instance) run(ctx context.Context) error {
-	stopEvents := in.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: in.eventsClient.CoreV1().Events("")})
+	sink := newAsyncSink(&typedcorev1.EventSinkImpl{Interface: in.eventsClient.CoreV1().Events("")}, eventWriters, in.log.WithGroup("events"))
+	stopEvents := in.broadcaster.StartRecordingToSink(sink)
 	defer func() {
 		in.async.Wait()
 		stopEvents.Stop()
 		in.broadcaster.Shutdown()
+		sink.wait()
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -93,9 +93,19 @@ func (in *instance) scheduleOne(ctx context.Context, qp *queue.QueuedPodInfo) {
 	in.queue.DeleteNominatedPod(pod.UID)
 	in.log.Debug("assumed", "pod", key(pod), "node", d.Node, "evaluated", d.Evaluated, "feasible", d.Feasible, "took", in.cfg.Clock.Since(start))
 
+	// Wait for room among the bindings in flight: back-pressure from the
+	// API server reaches the scheduling loop here.
+	select {
+	case in.bindings <- struct{}{}:
+	case <-ctx.Done():
+		in.fw.RunReservePluginsUnreserve(ctx, state, &assumed, d.Node)
+		_ = in.cache.ForgetPod(assumed.Pod)
+		return
+	}
 	in.async.Add(1)
 	go func() {
 		defer in.async.Done()
+		defer func() { <-in.bindings }()
 		in.bind(ctx, state, qp, &assumed, d.Node)
 	}()
 }
@@ -132,7 +142,7 @@ func reserveError(s *framework.Status, numNodes int, pod *v1.Pod) error {
 func (in *instance) bind(ctx context.Context, state *framework.CycleState, qp *queue.QueuedPodInfo, assumed *framework.PodInfo, node string) {
 	s := in.fw.RunBindPlugins(ctx, state, assumed, node)
 	if s.IsSuccess() {
-		in.recorder.Eventf(assumed.Pod, v1.EventTypeNormal, "Scheduled", "Successfully assigned %v/%v to %v", assumed.Pod.Namespace, assumed.Pod.Name, node)
+		in.scheduledEvent(ctx, assumed.Pod, node)
 		return
 	}
 	in.fw.RunReservePluginsUnreserve(ctx, state, assumed, node)

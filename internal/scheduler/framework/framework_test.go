@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/skiff-sh/skiff/internal/scheduler/framework"
@@ -378,3 +380,35 @@ func (stateA) Clone() framework.StateData { return stateA{} }
 type stateB struct{}
 
 func (stateB) Clone() framework.StateData { return stateB{} }
+
+func TestLabelMatcher_AgreesWithTheSelector(t *testing.T) {
+	sets := []map[string]string{nil, {"app": "web"}, {"app": "web", "tier": "front"}, {"app": "db"}, {"tier": "front"}}
+	for _, tc := range []struct {
+		name string
+		sel  *metav1.LabelSelector
+	}{
+		{"MatchLabels", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+		{"TwoMatchLabels", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web", "tier": "front"}}},
+		{"InOneValue", &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"web"}}}}},
+		{"InTwoValues", &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"web", "db"}}}}},
+		{"NotIn", &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"web"}}}}},
+		{"Exists", &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpExists}}}},
+		{"Everything", &metav1.LabelSelector{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sel, err := metav1.LabelSelectorAsSelector(tc.sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := framework.NewLabelMatcher(sel)
+			for _, set := range sets {
+				if got, want := m.Matches(set), sel.Matches(labels.Set(set)); got != want {
+					t.Errorf("%v: matcher says %v, selector %v", set, got, want)
+				}
+			}
+		})
+	}
+	if (framework.LabelMatcher{}).Matches(map[string]string{"a": "b"}) || framework.NewLabelMatcher(labels.Nothing()).Matches(nil) {
+		t.Error("the zero matcher or Nothing matched")
+	}
+}

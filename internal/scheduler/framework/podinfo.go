@@ -38,6 +38,11 @@ type AffinityTerm struct {
 	// term has none.
 	Selector    labels.Selector
 	TopologyKey string
+
+	// match is Selector's fast matcher; namespace is the only namespace
+	// when there is one. Set by NewAffinityTerm and WithNamespaces.
+	match     LabelMatcher
+	namespace string
 }
 
 // WeightedAffinityTerm is a parsed v1.WeightedPodAffinityTerm.
@@ -136,7 +141,23 @@ func NewAffinityTerm(pod *v1.Pod, term *v1.PodAffinityTerm) (AffinityTerm, error
 	if len(term.Namespaces) == 0 && term.NamespaceSelector == nil {
 		ns.Insert(pod.Namespace)
 	}
-	return AffinityTerm{Namespaces: ns, NamespaceSelector: nsSel, Selector: sel, TopologyKey: term.TopologyKey}, nil
+	t := AffinityTerm{NamespaceSelector: nsSel, Selector: sel, TopologyKey: term.TopologyKey, match: NewLabelMatcher(sel)}
+	return t.WithNamespaces(ns, nsSel), nil
+}
+
+// WithNamespaces returns a copy of t selecting pods in ns and in the
+// namespaces nsSel selects (nil: none).
+func (t AffinityTerm) WithNamespaces(ns sets.Set[string], nsSel labels.Selector) AffinityTerm {
+	t.Namespaces, t.NamespaceSelector, t.namespace = ns, nsSel, ""
+	if len(ns) == 1 {
+		for n := range ns {
+			t.namespace = n
+		}
+	}
+	if t.match.sel == nil {
+		t.match = NewLabelMatcher(t.Selector)
+	}
+	return t
 }
 
 func selectorOrNothing(ls *metav1.LabelSelector) (labels.Selector, error) {
@@ -147,12 +168,23 @@ func selectorOrNothing(ls *metav1.LabelSelector) (labels.Selector, error) {
 }
 
 // Matches reports whether the term selects pod, whose namespace carries
-// nsLabels.
+// nsLabels. It runs for every pod of the cluster in some cycles, so the
+// common case of one namespace avoids the set lookup.
 func (t *AffinityTerm) Matches(pod *v1.Pod, nsLabels labels.Set) bool {
-	if t.Namespaces.Has(pod.Namespace) || (t.NamespaceSelector != nil && t.NamespaceSelector.Matches(nsLabels)) {
-		return t.Selector.Matches(labels.Set(pod.Labels))
+	var inNamespace bool
+	if t.namespace != "" {
+		inNamespace = t.namespace == pod.Namespace
+	} else {
+		inNamespace = t.Namespaces.Has(pod.Namespace)
 	}
-	return false
+	if !inNamespace && (t.NamespaceSelector == nil || !t.NamespaceSelector.Matches(nsLabels)) {
+		return false
+	}
+	if t.match.sel == nil {
+		// Built as a literal rather than by NewAffinityTerm.
+		return t.Selector != nil && t.Selector.Matches(labels.Set(pod.Labels))
+	}
+	return t.match.Matches(pod.Labels)
 }
 
 // HasAffinity reports whether the pod has any pod affinity or

@@ -154,7 +154,7 @@ func (pl *InterPodAffinity) resolveTerms(terms []framework.AffinityTerm) []frame
 				}
 			}
 		}
-		out[i].Namespaces, out[i].NamespaceSelector = ns, nil
+		out[i] = t.WithNamespaces(ns, nil)
 	}
 	return out
 }
@@ -403,13 +403,17 @@ func (pl *InterPodAffinity) PreScore(ctx context.Context, state *framework.Cycle
 		if node == nil || len(node.Labels) == 0 {
 			return
 		}
-		s := &preScoreState{scores: map[string]map[string]int64{}}
-		term := func(t *framework.AffinityTerm, w int64, target *v1.Pod, nsl labels.Set) {
-			if t.Matches(target, nsl) {
-				if v, ok := node.Labels[t.TopologyKey]; ok {
-					s.add(t.TopologyKey, v, w)
-				}
+		// Allocated on the first match only: most nodes have none.
+		var s *preScoreState
+		add := func(t *framework.AffinityTerm, w int64) {
+			v, ok := node.Labels[t.TopologyKey]
+			if !ok {
+				return
 			}
+			if s == nil {
+				s = &preScoreState{scores: map[string]map[string]int64{}}
+			}
+			s.add(t.TopologyKey, v, w)
 		}
 		existingPods := nodes[i].PodsWithAffinity
 		if own {
@@ -417,24 +421,32 @@ func (pl *InterPodAffinity) PreScore(ctx context.Context, state *framework.Cycle
 		}
 		for _, existing := range existingPods {
 			for j := range affTerms {
-				term(&affTerms[j].AffinityTerm, int64(affTerms[j].Weight), existing.Pod, nil)
+				if t := &affTerms[j]; t.Matches(existing.Pod, nil) {
+					add(&t.AffinityTerm, int64(t.Weight))
+				}
 			}
 			for j := range antiTerms {
-				term(&antiTerms[j].AffinityTerm, -int64(antiTerms[j].Weight), existing.Pod, nil)
+				if t := &antiTerms[j]; t.Matches(existing.Pod, nil) {
+					add(&t.AffinityTerm, -int64(t.Weight))
+				}
 			}
 			for j := range existing.RequiredAffinityTerms {
-				term(&existing.RequiredAffinityTerms[j], hardPodAffinityWeight, pod.Pod, nsLabels)
+				if t := &existing.RequiredAffinityTerms[j]; t.Matches(pod.Pod, nsLabels) {
+					add(t, hardPodAffinityWeight)
+				}
 			}
 			for j := range existing.PreferredAffinityTerms {
-				term(&existing.PreferredAffinityTerms[j].AffinityTerm, int64(existing.PreferredAffinityTerms[j].Weight), pod.Pod, nsLabels)
+				if t := &existing.PreferredAffinityTerms[j]; t.Matches(pod.Pod, nsLabels) {
+					add(&t.AffinityTerm, int64(t.Weight))
+				}
 			}
 			for j := range existing.PreferredAntiAffinityTerms {
-				term(&existing.PreferredAntiAffinityTerms[j].AffinityTerm, -int64(existing.PreferredAntiAffinityTerms[j].Weight), pod.Pod, nsLabels)
+				if t := &existing.PreferredAntiAffinityTerms[j]; t.Matches(pod.Pod, nsLabels) {
+					add(&t.AffinityTerm, -int64(t.Weight))
+				}
 			}
 		}
-		if len(s.scores) > 0 {
-			partial[i] = s
-		}
+		partial[i] = s
 	})
 	total := &preScoreState{scores: map[string]map[string]int64{}}
 	for _, s := range partial {

@@ -61,7 +61,7 @@ func (pl *PodTopologySpread) Name() string { return Name }
 type constraint struct {
 	maxSkew       int32
 	topologyKey   string
-	selector      labels.Selector
+	selector      framework.LabelMatcher
 	minDomains    int32
 	honorAffinity bool // nodeAffinityPolicy Honor (the default)
 	honorTaints   bool // nodeTaintsPolicy Honor (default Ignore)
@@ -89,7 +89,7 @@ func parseConstraints(pod *v1.Pod, when v1.UnsatisfiableConstraintAction) ([]con
 			}
 		}
 		pc := constraint{
-			maxSkew: c.MaxSkew, topologyKey: c.TopologyKey, selector: sel, minDomains: 1,
+			maxSkew: c.MaxSkew, topologyKey: c.TopologyKey, selector: framework.NewLabelMatcher(sel), minDomains: 1,
 			honorAffinity: c.NodeAffinityPolicy == nil || *c.NodeAffinityPolicy == v1.NodeInclusionPolicyHonor,
 			honorTaints:   c.NodeTaintsPolicy != nil && *c.NodeTaintsPolicy == v1.NodeInclusionPolicyHonor,
 		}
@@ -141,7 +141,7 @@ func hasAllKeys(node *v1.Node, cs []constraint) bool {
 
 // countMatching counts pods in namespace ns matching sel, leaving out
 // terminating pods. An empty selector matches nothing here, as upstream.
-func countMatching(pods []*framework.PodInfo, sel labels.Selector, ns string) int {
+func countMatching(pods []*framework.PodInfo, sel framework.LabelMatcher, ns string) int {
 	if sel.Empty() {
 		return 0
 	}
@@ -150,7 +150,7 @@ func countMatching(pods []*framework.PodInfo, sel labels.Selector, ns string) in
 		if p.Pod.DeletionTimestamp != nil || p.Pod.Namespace != ns {
 			continue
 		}
-		if sel.Matches(labels.Set(p.Pod.Labels)) {
+		if sel.Matches(p.Pod.Labels) {
 			n++
 		}
 	}
@@ -211,22 +211,27 @@ func (pl *PodTopologySpread) PreFilter(ctx context.Context, state *framework.Cyc
 	for i := range s.counts {
 		s.counts[i] = map[string]int{}
 	}
-	var mu sync.Mutex
+	// perNode[n*len(cs)+i] is node n's count for constraint i, or -1 when
+	// the node is not eligible: filled in parallel, summed after.
+	perNode := make([]int, len(nodes)*len(cs))
 	pl.parallelizer().Until(ctx, len(nodes), func(n int) {
+		row := perNode[n*len(cs) : (n+1)*len(cs)]
 		node := nodes[n].Node()
-		if node == nil || !hasAllKeys(node, cs) {
-			return
-		}
+		eligible := node != nil && hasAllKeys(node, cs)
 		for i := range cs {
-			if !cs[i].includes(pod.Pod, node, s.affinity) {
-				continue
+			row[i] = -1
+			if eligible && cs[i].includes(pod.Pod, node, s.affinity) {
+				row[i] = countMatching(nodes[n].Pods, cs[i].selector, pod.Pod.Namespace)
 			}
-			cnt := countMatching(nodes[n].Pods, cs[i].selector, pod.Pod.Namespace)
-			mu.Lock()
-			s.counts[i][node.Labels[cs[i].topologyKey]] += cnt
-			mu.Unlock()
 		}
 	})
+	for n := range nodes {
+		for i := range cs {
+			if cnt := perNode[n*len(cs)+i]; cnt >= 0 {
+				s.counts[i][nodes[n].Node().Labels[cs[i].topologyKey]] += cnt
+			}
+		}
+	}
 	for i := range cs {
 		s.recomputeMin(i)
 	}
@@ -247,7 +252,7 @@ func (s *preFilterState) update(pod *v1.Pod, other *framework.PodInfo, node *v1.
 	}
 	for i := range s.constraints {
 		c := &s.constraints[i]
-		if !c.includes(pod, node, s.affinity) || !c.selector.Matches(labels.Set(other.Pod.Labels)) {
+		if !c.includes(pod, node, s.affinity) || !c.selector.Matches(other.Pod.Labels) {
 			continue
 		}
 		s.counts[i][node.Labels[c.topologyKey]] += delta
@@ -284,7 +289,7 @@ func (pl *PodTopologySpread) Filter(_ context.Context, state *framework.CycleSta
 		return framework.AsStatus(err)
 	}
 	n := node.Node()
-	podLabels := labels.Set(pod.Pod.Labels)
+	podLabels := pod.Pod.Labels
 	for i := range s.constraints {
 		c := &s.constraints[i]
 		v, ok := n.Labels[c.topologyKey]
