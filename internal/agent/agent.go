@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -25,6 +26,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/kubelet/server"
 	"github.com/skiff-sh/skiff/internal/kubelet/volume"
 	"github.com/skiff-sh/skiff/internal/sys/cgroups"
+	"github.com/skiff-sh/skiff/internal/sys/memtrim"
 	"github.com/skiff-sh/skiff/internal/version"
 )
 
@@ -223,7 +225,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			close(a.ready)
 			a.log.Info("node agent ready", "node", cfg.NodeName, "kubeletAPI", srv.Addr().String(), "runtime", endpoint)
 		case <-ctx.Done():
+			return
 		}
+		a.trimMemory(ctx)
 	}()
 	select {
 	case <-ctx.Done():
@@ -342,4 +346,26 @@ func lockRoot(dir string) (func(), error) {
 		return nil, fmt.Errorf("agent: lock root dir: %w", err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// trimDelay is how long after the node is ready the agent gives back the
+// memory only start-up used.
+const trimDelay = 5 * time.Second
+
+// trimMemory pages out start-up code and frees start-up heap (see package
+// memtrim): an idle agent then holds what serving needs.
+func (a *Agent) trimMemory(ctx context.Context) {
+	t := time.NewTimer(trimDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	st, err := memtrim.Release()
+	if err != nil {
+		a.log.Debug("memory trim", "err", err)
+		return
+	}
+	a.log.Debug("memory trimmed", "mappings", st.Mappings, "bytes", st.Bytes)
 }
