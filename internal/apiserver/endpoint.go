@@ -177,6 +177,22 @@ func clearStatus(obj runtime.Object) {
 	}
 }
 
+// copyAllButMetaAndStatus sets every field of dst but its TypeMeta,
+// ObjectMeta and Status to src's (both of one type).
+func copyAllButMetaAndStatus(dst, src runtime.Object) {
+	vd, vs := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
+	t := vd.Type()
+	for i := 0; i < t.NumField(); i++ {
+		switch t.Field(i).Name {
+		case "TypeMeta", "ObjectMeta", "Status":
+			continue
+		}
+		if vd.Field(i).CanSet() {
+			vd.Field(i).Set(vs.Field(i))
+		}
+	}
+}
+
 // specChanged reports whether anything but metadata and status differs
 // between two objects of one type: what makes metadata.generation move.
 func specChanged(a, b runtime.Object) bool {

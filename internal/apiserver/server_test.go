@@ -238,14 +238,17 @@ func TestServer_ScaleAndGeneration(t *testing.T) {
 	if *got.Spec.Replicas != 3 || got.Generation != 2 {
 		t.Fatalf("after scale: replicas %d generation %d", *got.Spec.Replicas, got.Generation)
 	}
-	// A status update moves neither spec nor generation.
+	// A status update moves neither spec, labels nor generation, but
+	// keeps annotations (controllers record revisions that way).
 	got.Status.Replicas = 3
 	got.Spec.Paused = true
+	got.Labels = map[string]string{"changed": "yes"}
+	got.Annotations = map[string]string{"deployment.kubernetes.io/revision": "2"}
 	st, err := env.client.AppsV1().Deployments("default").UpdateStatus(ctx, got, metav1.UpdateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Spec.Paused || st.Status.Replicas != 3 || st.Generation != 2 {
-		t.Fatalf("status update: paused=%v replicas=%d gen=%d", st.Spec.Paused, st.Status.Replicas, st.Generation)
+	if st.Spec.Paused || st.Status.Replicas != 3 || st.Generation != 2 || st.Labels["changed"] != "" || st.Annotations["deployment.kubernetes.io/revision"] != "2" {
+		t.Fatalf("status update: paused=%v replicas=%d gen=%d labels=%v annotations=%v", st.Spec.Paused, st.Status.Replicas, st.Generation, st.Labels, st.Annotations)
 	}
 }

@@ -300,12 +300,14 @@ func (s *Server) prepareUpdate(ctx context.Context, ep *endpoint, sub string, cu
 		return nil, apierrors.NewConflict(ep.gr, name, errors.New(optimisticLockMessage))
 	}
 	if sub == "status" {
-		// Everything but status stays as stored.
-		merged := cur.DeepCopyObject()
-		copyStatus(merged, next)
-		mm := accessor(merged)
-		mm.SetManagedFields(nm.GetManagedFields())
-		next, nm = merged, mm
+		// A status write changes the status and annotations (the
+		// Deployment controller records revisions that way); spec,
+		// labels, owners and finalizers stay as stored, as upstream's
+		// status strategies keep them.
+		copyAllButMetaAndStatus(next, cur)
+		nm.SetLabels(cm.GetLabels())
+		nm.SetOwnerReferences(cm.GetOwnerReferences())
+		nm.SetFinalizers(cm.GetFinalizers())
 	}
 	nm.SetResourceVersion(cm.GetResourceVersion())
 	if nm.GetUID() == "" {
