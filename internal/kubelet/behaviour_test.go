@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +319,21 @@ func TestKubelet_IdlePodsCauseNoRuntimeCalls(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if after := count(); after != before {
 		t.Errorf("%d runtime calls for an idle pod with the clock stopped", after-before)
+	}
+}
+
+func TestKubelet_CleansStateLeftByGonePods(t *testing.T) {
+	root := t.TempDir()
+	stale := filepath.Join(root, "pods", "0b5d7c4e-gone", "containers", "app")
+	if err := os.MkdirAll(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(c *kubelet.Config) { c.RootDir = root })
+	eventually(t, "stale pod directory removed", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(root, "pods", "0b5d7c4e-gone"))
+		return os.IsNotExist(err), fmt.Sprint(err)
+	})
+	if !h.volumes.tornDown("0b5d7c4e-gone") {
+		t.Error("volumes of the gone pod not torn down")
 	}
 }

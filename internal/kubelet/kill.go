@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -196,10 +197,36 @@ func (k *Kubelet) removePod(ctx context.Context, pod *corev1.Pod, rp *runtimePod
 			errs = append(errs, err)
 		}
 	}
-	if err := os.RemoveAll(k.podDir(string(rp.uid))); err != nil {
+	dir := k.podDir(string(rp.uid))
+	if m := mountBelow(dir); m != "" {
+		// Never delete through a mount: a hostPath would lose its files.
+		return fmt.Errorf("pod directory %s: %s is still mounted", dir, m)
+	}
+	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// mountBelow returns a mount point at or below dir, or "".
+func mountBelow(dir string) string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	prefix := filepath.Clean(dir) + "/"
+	for line := range strings.SplitSeq(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		// Field 5 is the mount point, with spaces and such octal-escaped.
+		mp := strings.ReplaceAll(f[4], "\\040", " ")
+		if mp == filepath.Clean(dir) || strings.HasPrefix(mp, prefix) {
+			return mp
+		}
+	}
+	return ""
 }
 
 // gcContainers removes exited instances beyond the two newest of each

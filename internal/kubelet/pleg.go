@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -127,6 +129,15 @@ func (k *Kubelet) relist(ctx context.Context) error {
 		uids[uid] = true
 	}
 	k.mu.Unlock()
+	// Pods that left only state on disk (volumes, termination messages):
+	// their workers find nothing to run and clean up.
+	if entries, err := os.ReadDir(filepath.Join(k.cfg.RootDir, "pods")); err == nil {
+		for _, e := range entries {
+			if e.IsDir() {
+				uids[types.UID(e.Name())] = true
+			}
+		}
+	}
 	for uid := range uids {
 		k.enqueue(uid)
 	}

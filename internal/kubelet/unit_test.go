@@ -236,3 +236,12 @@ func TestMatchAuths_PicksTheImagesRegistry(t *testing.T) {
 		})
 	}
 }
+
+func TestMountBelow_FindsMountPoints(t *testing.T) {
+	if got := mountBelow("/proc"); got != "/proc" {
+		t.Errorf("mountBelow(/proc) = %q", got)
+	}
+	if got := mountBelow(t.TempDir()); got != "" {
+		t.Errorf("mountBelow(empty dir) = %q", got)
+	}
+}
