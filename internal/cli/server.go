@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +31,7 @@ type serverFlags struct {
 	nodeIP           string
 	disableAgent     bool
 	kubeletPort      int
+	nodeGrace        time.Duration
 	log              logFlags
 }
 
@@ -64,8 +66,12 @@ Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 				ClusterCIDR:   f.clusterCIDR,
 				Logger:        logger,
 			},
-				DisableAgent: f.disableAgent,
-				KubeletPort:  f.kubeletPort,
+				DisableAgent:           f.disableAgent,
+				KubeletPort:            f.kubeletPort,
+				NodeMonitorGracePeriod: f.nodeGrace,
+			}
+			if f.nodeGrace <= 0 {
+				return fmt.Errorf("--node-monitor-grace-period must be positive, not %s", f.nodeGrace)
 			}
 			if f.nodeIP != "" {
 				if cfg.AgentNodeIP = net.ParseIP(f.nodeIP); cfg.AgentNodeIP == nil {
@@ -113,6 +119,7 @@ Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 	fs.BoolVar(&f.disableAgent, "disable-agent", false, "Run no node agent on this host (a control plane only)")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", 10250, "Port of the local node agent's kubelet API")
 	fs.StringVar(&f.nodeIP, "node-ip", "", "IP address the local node agent reports for this node (default: the advertise address)")
+	fs.DurationVar(&f.nodeGrace, "node-monitor-grace-period", 40*time.Second, "How long a node may go without renewing its Lease before it is marked NotReady (Unknown) and its pods not ready")
 	f.log.register(cmd)
 	return cmd
 }

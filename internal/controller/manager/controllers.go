@@ -48,10 +48,10 @@ func builtins() []Controller {
 			return statefulset.New(statefulset.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
 		}},
 		{Name: "nodelifecycle", New: func(d Deps) (Runner, error) {
-			return nodelifecycle.New(nodelifecycle.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+			return nodelifecycle.New(nodelifecycle.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock, GracePeriod: d.Config.NodeMonitorGracePeriod})
 		}},
 		{Name: "nodeipam", New: func(d Deps) (Runner, error) {
-			return nodeipam.New(nodeipam.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})
+			return nodeipam.New(nodeipam.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock, ClusterCIDRs: d.Config.ClusterCIDRs})
 		}},
 		{Name: "endpoints", New: func(d Deps) (Runner, error) {
 			return endpoints.New(endpoints.Config{Client: d.Client, Informers: d.Informers, Logger: d.Logger, Clock: d.Clock})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -42,6 +43,12 @@ type Config struct {
 	ResyncPeriod time.Duration
 	// Disabled names controllers (entries of builtins) not to run.
 	Disabled []string
+	// ClusterCIDRs are where node IPAM cuts pod CIDRs from; nil is its
+	// default (10.42.0.0/16).
+	ClusterCIDRs []netip.Prefix
+	// NodeMonitorGracePeriod is how long a node may go silent before the
+	// node lifecycle controller marks it Unknown; 0 is its default (40s).
+	NodeMonitorGracePeriod time.Duration
 	// LeaderElection configures the Lease that makes one manager of many
 	// active.
 	LeaderElection LeaderElection

@@ -6,7 +6,10 @@
 package cluster
 
 import (
+	"fmt"
 	"net"
+	"net/netip"
+	"time"
 
 	"k8s.io/client-go/rest"
 
@@ -31,6 +34,9 @@ type Config struct {
 	// advertise address when it is not loopback, else the agent's
 	// default.
 	AgentNodeIP net.IP
+	// NodeMonitorGracePeriod is how long a node may go silent before it
+	// is marked Unknown; 0 means the node lifecycle controller's 40s.
+	NodeMonitorGracePeriod time.Duration
 }
 
 // New returns the control plane of cfg with its parts attached.
@@ -54,7 +60,16 @@ func parts(cfg Config, env server.Env) ([]server.Part, error) {
 	if !cfg.DisableControllers {
 		rc := rest.CopyConfig(env.Admin)
 		rc.UserAgent = "skiff-controller-manager"
-		mgr, err := manager.New(manager.Config{REST: rc, Logger: env.Logger.WithGroup("controllers")})
+		cidr, err := netip.ParsePrefix(env.ClusterCIDR)
+		if err != nil {
+			return nil, fmt.Errorf("cluster CIDR: %w", err)
+		}
+		mgr, err := manager.New(manager.Config{
+			REST:                   rc,
+			Logger:                 env.Logger.WithGroup("controllers"),
+			ClusterCIDRs:           []netip.Prefix{cidr.Masked()},
+			NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod,
+		})
 		if err != nil {
 			return nil, err
 		}
