@@ -55,7 +55,10 @@ func newClient(base *rest.Config, qps float32, burst int, purpose string) (kuber
 	c.RateLimiter = nil
 	c.ContentType = "application/vnd.kubernetes.protobuf"
 	c.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	c.UserAgent = rest.DefaultKubernetesUserAgent() + "/" + purpose
+	if c.UserAgent == "" {
+		c.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	c.UserAgent += "/" + purpose
 	cs, err := kubernetes.NewForConfig(c)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: %s client: %w", purpose, err)
