@@ -2,8 +2,10 @@ package kubelet_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -209,5 +212,32 @@ func TestRealRuntime_OOMKilledAndTerminationMessages(t *testing.T) {
 	p = h.waitPod("fallback", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	if term := containerStatus(p, "app").State.Terminated; term == nil || !strings.Contains(term.Message, "/no/such/file") {
 		t.Errorf("fallback = %+v", containerStatus(p, "app").State)
+	}
+}
+
+func TestRealRuntime_HostNetworkPodWithHTTPProbe(t *testing.T) {
+	h := newRealHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	pod := toolboxPod("hostnet", "serve-http", strconv.Itoa(port), "hello")
+	pod.Spec.HostNetwork = true
+	pod.Spec.TerminationGracePeriodSeconds = new(int64(1))
+	pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(int32(port))}},
+		PeriodSeconds: 1,
+	}
+	h.createPod(pod)
+	var p *corev1.Pod
+	eventually(t, "Ready through its HTTP probe", func() (bool, string) {
+		h.clock.Step(time.Second)
+		p = h.getPod("hostnet")
+		return condition(p, corev1.PodReady) == corev1.ConditionTrue, describeStatus(p)
+	})
+	if p.Status.PodIP != "127.0.0.1" || condition(p, corev1.PodReadyToStartContainers) != corev1.ConditionTrue {
+		t.Errorf("podIP %q, PodReadyToStartContainers %s", p.Status.PodIP, condition(p, corev1.PodReadyToStartContainers))
 	}
 }
