@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -464,6 +465,9 @@ func apply(ctx context.Context, client kubernetes.Interface, t *tracker, log *sl
 		}
 		t.wrote(key, got)
 	}
+	// Listers return slices in no particular order: delete by name, so
+	// that what the controller does is the same every time.
+	slices.SortFunc(p.deletes, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
 	for _, s := range p.deletes {
 		err := api(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
 		if err != nil && !apierrors.IsNotFound(err) {
