@@ -378,8 +378,10 @@ func (s *Store) importDockerSaveEntry(ctx context.Context, dir string, e dockerS
 			return nil, fmt.Errorf("RepoTags: %w", err)
 		}
 		if tr := r.TagRef(); tr != "" {
+			if len(req.tags) == 0 {
+				label = tr // progress names the image by its first tag
+			}
 			req.tags = append(req.tags, tr)
-			label = tr
 		}
 	}
 	return s.store(ctx, src, req, newTracker(label, progress))
