@@ -23,7 +23,7 @@ func ToolboxCommands() []string {
 		"cat", "echo", "env", "exit", "false", "forkbomb", "hog", "hostname",
 		"id", "ifaces", "ls", "mkdir", "mknod", "mounts", "print-lines", "ps",
 		"pwd", "read-stdin", "serve-http", "serve-tcp", "sh", "signals",
-		"sleep", "spin", "stat", "touch", "true", "write",
+		"sleep", "spin", "stat", "tar", "touch", "true", "write",
 	}
 }
 

@@ -74,6 +74,7 @@ func TestToolbox_Commands(t *testing.T) {
 		{name: "SleepShort", argv: []string{"sleep", "0.01"}},
 		{name: "SpinStopsAfterDeadline", argv: []string{"spin", "0.05"}, wantOut: "*"},
 		{name: "HogRejectsGarbage", argv: []string{"hog", "lots"}, wantCode: 1},
+		{name: "TarRejectsOtherFlags", argv: []string{"tar", "tf", "-"}, wantCode: 2},
 		{name: "PwdPrintsDir", argv: []string{"pwd"}, wantOut: work + "\n"},
 	}
 	for _, tc := range tests {
@@ -164,4 +165,35 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestToolbox_TarRoundTrip(t *testing.T) {
+	dir := toolboxDir(t)
+	src, dst := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "d", "e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "d", "e", "f"), []byte("content\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("e/f", filepath.Join(src, "d", "link")); err != nil {
+		t.Fatal(err)
+	}
+	// As kubectl cp runs them: create by absolute path, extract with -C.
+	archive, err := exec.Command(filepath.Join(dir, "tar"), "cf", "-", filepath.Join(src, "d")).Output()
+	if err != nil {
+		t.Fatalf("tar cf: %v", err)
+	}
+	x := exec.Command(filepath.Join(dir, "tar"), "-xmf", "-", "-C", dst)
+	x.Stdin = bytes.NewReader(archive)
+	if out, err := x.CombinedOutput(); err != nil {
+		t.Fatalf("tar xmf: %v\n%s", err, out)
+	}
+	got := filepath.Join(dst, src, "d")
+	if b, err := os.ReadFile(filepath.Join(got, "link")); err != nil || string(b) != "content\n" {
+		t.Errorf("extracted d/link reads %q, %v", b, err)
+	}
+	if st, err := os.Stat(filepath.Join(got, "e", "f")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("extracted d/e/f: %v, %v", st, err)
+	}
 }

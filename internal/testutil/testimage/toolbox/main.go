@@ -8,6 +8,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bufio"
 	"errors"
 	"fmt"
@@ -65,6 +66,7 @@ func commands() map[string]command {
 		"mknod":       {"mknod PATH", mknod},
 		"ifaces":      {"ifaces", ifaces},
 		"sh":          {"sh -c 'COMMAND ARGS...'", sh},
+		"tar":         {"tar cf - [-C DIR] PATH... | tar xf - [-C DIR]", tarCmd},
 	}
 }
 
@@ -634,4 +636,130 @@ func splitWords(s string) ([]string, error) {
 		words = append(words, cur.String())
 	}
 	return words, nil
+}
+
+// tarCmd is the part of tar that kubectl cp uses: "tar cf - PATH..." writes
+// an archive of PATHs (leading "/" dropped, as GNU tar does) to stdout, and
+// "tar xmf - -C DIR" extracts one from stdin. Flags may carry a leading
+// "-"; v and m are accepted and ignored.
+func tarCmd(args []string) int {
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, "tar: usage: tar cf - [-C DIR] PATH... | tar xf - [-C DIR]")
+		return 2
+	}
+	flags := strings.TrimPrefix(args[0], "-")
+	create, extract := strings.Contains(flags, "c"), strings.Contains(flags, "x")
+	if create == extract || !strings.Contains(flags, "f") || args[1] != "-" {
+		fmt.Fprintf(os.Stderr, "tar: unsupported flags %q %q (want cf - or xf -)\n", args[0], args[1])
+		return 2
+	}
+	dir := "."
+	var paths []string
+	for rest := args[2:]; len(rest) > 0; rest = rest[1:] {
+		if rest[0] == "-C" && len(rest) > 1 {
+			dir, rest = rest[1], rest[1:]
+			continue
+		}
+		paths = append(paths, rest[0])
+	}
+	var err error
+	if create {
+		err = tarCreate(os.Stdout, dir, paths)
+	} else {
+		err = tarExtract(os.Stdin, dir)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tar: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func tarCreate(w io.Writer, dir string, paths []string) error {
+	tw := tar.NewWriter(w)
+	for _, root := range paths {
+		full := root
+		if !filepath.IsAbs(root) {
+			full = filepath.Join(dir, root)
+		}
+		err := filepath.Walk(full, func(p string, info os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			link := ""
+			if info.Mode()&os.ModeSymlink != 0 {
+				if link, err = os.Readlink(p); err != nil {
+					return err
+				}
+			}
+			h, err := tar.FileInfoHeader(info, link)
+			if err != nil {
+				return err
+			}
+			h.Name = strings.TrimPrefix(filepath.Join(root, strings.TrimPrefix(p, full)), "/")
+			if info.IsDir() {
+				h.Name += "/"
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			if !info.Mode().IsRegular() {
+				return nil
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(tw, f)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+func tarExtract(r io.Reader, dir string) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.Clean("/" + h.Name) // no escaping dir with ".."
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(h.Mode) & os.ModePerm
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(p, mode); err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			if err := os.Symlink(h.Linkname, p); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s: unsupported entry type %q", h.Name, h.Typeflag)
+		}
+	}
 }
