@@ -20,10 +20,11 @@ var toolboxSource []byte
 // toolbox binary in /bin (each is a symlink to /bin/toolbox).
 func ToolboxCommands() []string {
 	return []string{
-		"cat", "echo", "env", "exit", "false", "forkbomb", "hog", "hostname",
-		"id", "ifaces", "ls", "mkdir", "mknod", "mounts", "print-lines", "ps",
-		"pwd", "read-stdin", "serve-http", "serve-tcp", "sh", "signals",
-		"sleep", "spin", "stat", "tar", "touch", "true", "write",
+		"cat", "echo", "env", "exit", "false", "fetch", "forkbomb", "hog",
+		"hostname", "id", "ifaces", "ls", "mkdir", "mknod", "mounts",
+		"print-lines", "ps", "pwd", "read-stdin", "rm", "serve-http",
+		"serve-tcp", "sh", "signals", "sleep", "spin", "stat", "tar", "touch",
+		"true", "write",
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,9 @@ func TestToolbox_Commands(t *testing.T) {
 		{name: "HogRejectsGarbage", argv: []string{"hog", "lots"}, wantCode: 1},
 		{name: "TarRejectsOtherFlags", argv: []string{"tar", "tf", "-"}, wantCode: 2},
 		{name: "PwdPrintsDir", argv: []string{"pwd"}, wantOut: work + "\n"},
+		{name: "RmMissingIsNoError", argv: []string{"rm", filepath.Join(work, "missing")}},
+		{name: "FetchRefusedFails", argv: []string{"fetch", "http://127.0.0.1:1/"}, wantCode: 1},
+		{name: "FetchNeedsOneURL", argv: []string{"fetch"}, wantCode: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +131,43 @@ func TestToolbox_ServeHTTPAnswersHealthz(t *testing.T) {
 		if string(body) != want {
 			t.Errorf("GET %s = %q, want %q", path, body, want)
 		}
+	}
+}
+
+func TestToolbox_RmRemovesTree(t *testing.T) {
+	dir := toolboxDir(t)
+	work := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(work, "d", "e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(filepath.Join(dir, "rm"), filepath.Join(work, "d"), filepath.Join(work, "f")).CombinedOutput(); err != nil {
+		t.Fatalf("rm: %v %s", err, out)
+	}
+	if entries, _ := os.ReadDir(work); len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+}
+
+func TestToolbox_FetchPrintsBodyAndFailsOnErrorStatus(t *testing.T) {
+	dir := toolboxDir(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.Error(w, "nope", http.StatusNotFound)
+			return
+		}
+		io.WriteString(w, "hello from "+r.URL.Path)
+	}))
+	defer srv.Close()
+	out, err := exec.Command(filepath.Join(dir, "fetch"), srv.URL+"/x").Output()
+	if err != nil || string(out) != "hello from /x" {
+		t.Errorf("fetch /x = %q, %v", out, err)
+	}
+	err = exec.Command(filepath.Join(dir, "fetch"), srv.URL+"/missing").Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("fetch of a 404: %v, want exit 1", err)
 	}
 }
 

@@ -49,7 +49,9 @@ func commands() map[string]command {
 		"id":          {"id", id},
 		"pwd":         {"pwd", pwd},
 		"exit":        {"exit CODE", exitCode},
+		"fetch":       {"fetch URL", fetch},
 		"touch":       {"touch FILE...", touch},
+		"rm":          {"rm PATH...", rm},
 		"write":       {"write FILE CONTENT", write},
 		"mkdir":       {"mkdir DIR...", mkdir},
 		"stat":        {"stat PATH...", stat},
@@ -271,6 +273,17 @@ func write(args []string) int {
 	return 0
 }
 
+// rm removes each PATH and everything under it; a missing PATH is not an
+// error (as rm -rf).
+func rm(args []string) int {
+	for _, p := range args {
+		if err := os.RemoveAll(p); err != nil {
+			return fail("rm: %v", err)
+		}
+	}
+	return 0
+}
+
 func mkdir(args []string) int {
 	for _, p := range args {
 		if err := os.MkdirAll(p, 0o755); err != nil {
@@ -428,6 +441,27 @@ func serveHTTP(args []string) int {
 	fmt.Printf("serve-http: listening on %s\n", ln.Addr())
 	if err := http.Serve(ln, mux); err != nil {
 		return fail("serve-http: %v", err)
+	}
+	return 0
+}
+
+// fetch GETs URL (within 5 s) and prints the body; it exits 1 when the
+// request fails or the status is not 2xx.
+func fetch(args []string) int {
+	if len(args) != 1 {
+		return fail("usage: fetch URL")
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(args[0])
+	if err != nil {
+		return fail("fetch: %v", err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
+		return fail("fetch: %s: %v", args[0], err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return fail("fetch: %s: %s", args[0], resp.Status)
 	}
 	return 0
 }
