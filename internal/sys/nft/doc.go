@@ -1,9 +1,11 @@
 // Package nft holds small helpers over github.com/google/nftables for
 // skiff's rule sets: builders for the expression sequences a rule matches
 // with (an IPv4 prefix of the source or destination address, the layer 3
-// protocol of an inet table), a comment for a rule, and a text dump of a
-// table read back from the kernel, which is what logs and golden tests
-// show.
+// protocol of an inet table, the transport protocol and destination port,
+// a local destination address, an input or output interface name, a
+// destination-NATed connection) and for a DNAT to an address and port, a
+// comment for a rule, and a text dump of a table read back from the
+// kernel, which is what logs and golden tests show.
 //
 // The dump is one line per chain and one line per expression, in the
 // spirit of `nft --debug=netlink`: every expression the kernel holds,

@@ -167,6 +167,10 @@ func FormatExpr(e expr.Any) string {
 			s += " inverted"
 		}
 		return s
+	case *expr.NAT:
+		return formatNAT(e)
+	case *expr.Fib:
+		return formatFib(e)
 	case *expr.Ct:
 		if e.SourceRegister {
 			return fmt.Sprintf("ct set %s with reg %d", ctKeyName(e.Key), e.Register)
@@ -281,4 +285,62 @@ func ctKeyName(k expr.CtKey) string {
 		return "proto-dst"
 	}
 	return fmt.Sprintf("key(%d)", uint32(k))
+}
+
+func formatNAT(e *expr.NAT) string {
+	typ := "snat"
+	if e.Type == expr.NATTypeDestNAT {
+		typ = "dnat"
+	}
+	fam := fmt.Sprintf("family(%d)", e.Family)
+	switch e.Family {
+	case unix.NFPROTO_IPV4:
+		fam = "ip"
+	case unix.NFPROTO_IPV6:
+		fam = "ip6"
+	}
+	s := fmt.Sprintf("nat %s %s", typ, fam)
+	for _, r := range []struct {
+		name string
+		reg  uint32
+	}{{"addr_min", e.RegAddrMin}, {"addr_max", e.RegAddrMax}, {"proto_min", e.RegProtoMin}, {"proto_max", e.RegProtoMax}} {
+		if r.reg != 0 {
+			s += fmt.Sprintf(" %s reg %d", r.name, r.reg)
+		}
+	}
+	var flags []string
+	for _, f := range []struct {
+		name string
+		on   bool
+	}{{"random", e.Random}, {"fully-random", e.FullyRandom}, {"persistent", e.Persistent}, {"prefix", e.Prefix}, {"proto-specified", e.Specified}} {
+		if f.on {
+			flags = append(flags, f.name)
+		}
+	}
+	if len(flags) > 0 {
+		s += " flags " + strings.Join(flags, ",")
+	}
+	return s
+}
+
+func formatFib(e *expr.Fib) string {
+	var keys []string
+	for _, f := range []struct {
+		name string
+		on   bool
+	}{{"saddr", e.FlagSADDR}, {"daddr", e.FlagDADDR}, {"mark", e.FlagMARK}, {"iif", e.FlagIIF}, {"oif", e.FlagOIF}, {"present", e.FlagPRESENT}} {
+		if f.on {
+			keys = append(keys, f.name)
+		}
+	}
+	result := "?"
+	switch {
+	case e.ResultOIF:
+		result = "oif"
+	case e.ResultOIFNAME:
+		result = "oifname"
+	case e.ResultADDRTYPE:
+		result = "type"
+	}
+	return fmt.Sprintf("fib %s %s => reg %d", strings.Join(keys, " . "), result, e.Register)
 }

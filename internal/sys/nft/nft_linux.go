@@ -73,3 +73,95 @@ func Comment(text string) []byte {
 
 // NFProtoIPv4 is the argument of MatchNFProto for IPv4.
 const NFProtoIPv4 = byte(unix.NFPROTO_IPV4)
+
+// Transport protocol numbers, for MatchL4Proto.
+const (
+	ProtoTCP  = byte(unix.IPPROTO_TCP)
+	ProtoUDP  = byte(unix.IPPROTO_UDP)
+	ProtoSCTP = byte(unix.IPPROTO_SCTP)
+)
+
+// MatchL4Proto returns the expressions that match packets of one
+// transport protocol (ProtoTCP, ProtoUDP, ProtoSCTP): nft's "meta l4proto
+// tcp". Put it before MatchDPort.
+func MatchL4Proto(proto byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: Register},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: Register, Data: []byte{proto}},
+	}
+}
+
+// MatchDPort returns the expressions that match the destination port of
+// the transport header: nft's "th dport 8080". TCP, UDP and SCTP keep it
+// at the same offset; match the protocol first with MatchL4Proto.
+func MatchDPort(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: Register, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: Register, Data: binary.BigEndian.AppendUint16(nil, port)},
+	}
+}
+
+// MatchLocalDaddr returns the expressions that match packets addressed to
+// one of the host's own addresses (loopback included): nft's "fib daddr
+// type local".
+func MatchLocalDaddr() []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: Register, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: Register, Data: binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)},
+	}
+}
+
+// MatchIIFName returns the expressions that match packets that came in
+// through the interface called name: nft's "iifname skiff0". Matching by
+// name keeps working when the interface is made again.
+func MatchIIFName(name string) []expr.Any { return matchIfName(expr.MetaKeyIIFNAME, name) }
+
+// MatchOIFName returns the expressions that match packets that leave
+// through the interface called name: nft's "oifname skiff0".
+func MatchOIFName(name string) []expr.Any { return matchIfName(expr.MetaKeyOIFNAME, name) }
+
+func matchIfName(key expr.MetaKey, name string) []expr.Any {
+	// The kernel loads the name as IFNAMSIZ bytes, NUL padded; nft
+	// compares all of them.
+	data := make([]byte, unix.IFNAMSIZ)
+	copy(data, name)
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: Register},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: Register, Data: data},
+	}
+}
+
+// MatchCtDNAT returns the expressions that match packets of connections
+// whose destination was rewritten (nft's "ct status dnat"), or, with not,
+// of connections whose destination was not.
+func MatchCtDNAT(not bool) []expr.Any {
+	op := expr.CmpOpNeq
+	if not {
+		op = expr.CmpOpEq
+	}
+	zero := []byte{0, 0, 0, 0}
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: Register},
+		&expr.Bitwise{SourceRegister: Register, DestRegister: Register, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, ipsDstNAT), Xor: zero},
+		&expr.Cmp{Op: op, Register: Register, Data: zero},
+	}
+}
+
+// ipsDstNAT is the conntrack status bit IPS_DST_NAT.
+const ipsDstNAT = 1 << 5
+
+// DNAT returns the expressions that rewrite a new connection's destination
+// to the IPv4 address and port of to: nft's "dnat ip to 10.42.0.5:80". It
+// uses registers 1 and 2.
+func DNAT(to netip.AddrPort) []expr.Any {
+	addr := to.Addr().As4()
+	return []expr.Any{
+		&expr.Immediate{Register: 1, Data: addr[:]},
+		&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, to.Port())},
+		// The kernel reports a single address and port as a range of
+		// one, with "proto specified": saying so here keeps what is
+		// written and what is read back the same.
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 2, RegProtoMax: 2, Specified: true},
+	}
+}

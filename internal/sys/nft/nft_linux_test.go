@@ -29,6 +29,10 @@ func sample() (*nftables.Table, []*nftables.Chain, map[string][]*nftables.Rule) 
 	fwd := &nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &drop}
 	other := &nftables.Chain{Name: "pods", Table: t}
+	pre := &nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept}
+	post2 := &nftables.Chain{Name: "postrouting2", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept}
 	cat := func(parts ...[]expr.Any) []expr.Any {
 		var out []expr.Any
 		for _, p := range parts {
@@ -54,8 +58,19 @@ func sample() (*nftables.Table, []*nftables.Chain, map[string][]*nftables.Rule) 
 				[]expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}})},
 		},
 		"pods": {{Table: t, Chain: other, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}, UserData: nft.Comment("accept pods")}},
+		"prerouting": {{
+			Table: t, Chain: pre,
+			Exprs: cat(nft.MatchNFProto(nft.NFProtoIPv4), nft.MatchLocalDaddr(), nft.MatchL4Proto(nft.ProtoTCP), nft.MatchDPort(8080),
+				nft.DNAT(netip.MustParseAddrPort("10.42.0.5:80"))),
+			UserData: nft.Comment("hostPort"),
+		}},
+		"postrouting2": {{
+			Table: t, Chain: post2,
+			Exprs: cat(nft.MatchIIFName("skiff0"), nft.MatchOIFName("skiff0"), nft.MatchCtDNAT(false), nft.MatchCtDNAT(true),
+				nft.MatchL4Proto(nft.ProtoUDP), nft.MatchL4Proto(nft.ProtoSCTP), []expr.Any{&expr.Masq{}}),
+		}},
 	}
-	return t, []*nftables.Chain{post, fwd, other}, rules
+	return t, []*nftables.Chain{post, fwd, other, pre, post2}, rules
 }
 
 func TestFormat_Golden(t *testing.T) {
