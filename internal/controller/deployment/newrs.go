@@ -155,11 +155,19 @@ func setDeploymentRevision(d *appsv1.Deployment, rev string) bool {
 // newReplicaSetSize is how many replicas the new ReplicaSet may have now:
 // all of them for Recreate; for RollingUpdate, as many more as keep the
 // total within spec.replicas + maxSurge.
+//
+// The total counts each ReplicaSet's pods as the larger of its size and
+// the pods it last reported. Upstream sums sizes alone, so a scale-up
+// decided right after an old ReplicaSet was scaled down runs beside the
+// pods that ReplicaSet has not deleted yet, and the pods briefly exceed
+// replicas + maxSurge (kubernetes/kubernetes#95498 is the terminating
+// half of that). Waiting for the ReplicaSet to report its smaller count
+// costs one status write and keeps the surge a bound on live pods.
 func newReplicaSetSize(d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) int32 {
 	if !isRolling(d) {
 		return desired(d)
 	}
-	cur := sum(all, specReplicas)
+	cur := sum(all, livePods)
 	limit := desired(d) + maxSurge(d)
 	if cur >= limit {
 		return replicasOf(newRS)

@@ -174,6 +174,10 @@ func statusReplicas(rs *appsv1.ReplicaSet) int32    { return rs.Status.Replicas 
 func readyReplicas(rs *appsv1.ReplicaSet) int32     { return rs.Status.ReadyReplicas }
 func availableReplicas(rs *appsv1.ReplicaSet) int32 { return rs.Status.AvailableReplicas }
 
+// livePods is an upper bound on rs's pods: its size, or more while its
+// controller has yet to delete the pods above a new, smaller size.
+func livePods(rs *appsv1.ReplicaSet) int32 { return max(replicasOf(rs), rs.Status.Replicas) }
+
 // isRolling reports whether d uses the RollingUpdate strategy.
 func isRolling(d *appsv1.Deployment) bool {
 	return d.Spec.Strategy.Type == appsv1.RollingUpdateDeploymentStrategyType

@@ -246,6 +246,13 @@ func TestSync(t *testing.T) {
 			objs: []runtime.Object{midRollout(), revisionOf(v2, "app:1", 1, 1), revisionOf(v2, "app:2", 2, 3)},
 		},
 		{
+			// The old revision was scaled from 2 to 1 but has yet to
+			// delete its pod: 2+3 pods is already replicas+maxSurge.
+			name: "does not surge beside pods an old revision has yet to delete",
+			objs: []runtime.Object{midRollout(strategy(intstr.FromInt32(1), intstr.FromInt32(0))),
+				revisionOf(v2, "app:1", 1, 1, statusReplicasOnly(2)), revisionOf(v2, "app:2", 2, 3)},
+		},
+		{
 			name: "completes the rollout and keeps the history limit",
 			objs: []runtime.Object{newDeployment("app:4", 4, observed(4), progressingSince(reasonRSUpdated, time.Minute), func(d *appsv1.Deployment) {
 				d.Spec.RevisionHistoryLimit = ptr.To[int32](1)

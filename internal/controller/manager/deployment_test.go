@@ -104,11 +104,13 @@ func kubelet(t *testing.T, client kubernetes.Interface, ns string) {
 
 // watcher checks, on every change the API reports, the bounds a rolling
 // update must keep: at most replicas+maxSurge pods asked for (the sum of
-// the ReplicaSets' sizes), and at least replicas-maxUnavailable ready pods.
+// the ReplicaSets' sizes) and alive, and at least replicas-maxUnavailable
+// available pods (ready ones: the tests set no minReadySeconds).
 type watcher struct {
 	mu sync.Mutex
 	// by deployment name
 	maxRequested map[string]int32
+	maxPods      map[string]int
 	minReady     map[string]int
 	images       map[string]map[string]bool // live pod images, for Recreate
 	mixed        map[string]bool            // old and new pods seen together
@@ -122,7 +124,7 @@ func watch(t *testing.T, client kubernetes.Interface, ns string) *watcher {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
 	rsInf, podInf := factory.Apps().V1().ReplicaSets(), factory.Core().V1().Pods()
 	w := &watcher{
-		maxRequested: map[string]int32{}, minReady: map[string]int{}, mixed: map[string]bool{}, recording: map[string]bool{},
+		maxRequested: map[string]int32{}, maxPods: map[string]int{}, minReady: map[string]int{}, mixed: map[string]bool{}, recording: map[string]bool{},
 		rsLister: func(ns string) []*appsv1.ReplicaSet {
 			l, _ := rsInf.Lister().ReplicaSets(ns).List(labels.Everything())
 			return l
@@ -156,14 +158,23 @@ func (w *watcher) record(app string) {
 	defer w.mu.Unlock()
 	w.recording[app] = true
 	w.maxRequested[app] = 0
+	w.maxPods[app] = 0
 	w.minReady[app] = 1 << 30
 	w.mixed[app] = false
 }
 
-func (w *watcher) results(app string) (maxRequested int32, minReady int, mixed bool) {
+// bounds is what a watcher saw of one Deployment since record.
+type bounds struct {
+	maxRequested int32 // most pods the ReplicaSets asked for at once
+	maxPods      int   // most live pods at once
+	minReady     int   // fewest ready pods at once
+	mixed        bool  // pods of two templates alive together
+}
+
+func (w *watcher) results(app string) bounds {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.maxRequested[app], w.minReady[app], w.mixed[app]
+	return bounds{w.maxRequested[app], w.maxPods[app], w.minReady[app], w.mixed[app]}
 }
 
 func (w *watcher) check(obj any) {
@@ -187,12 +198,13 @@ func (w *watcher) check(obj any) {
 		}
 	}
 	w.maxRequested[app] = max(w.maxRequested[app], requested)
-	ready := 0
+	ready, pods := 0, 0
 	images := map[string]bool{}
 	for _, p := range w.podLister(m.GetNamespace()) {
 		if p.Labels["app"] != app || p.DeletionTimestamp != nil {
 			continue
 		}
+		pods++
 		images[p.Spec.Containers[0].Image] = true
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
@@ -200,6 +212,7 @@ func (w *watcher) check(obj any) {
 			}
 		}
 	}
+	w.maxPods[app] = max(w.maxPods[app], pods)
 	w.minReady[app] = min(w.minReady[app], ready)
 	if len(images) > 1 {
 		w.mixed[app] = true
@@ -292,14 +305,17 @@ func TestDeployment_RollingUpdateKeepsSurgeAndAvailabilityBounds(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rolledOut(t, c.client, ns, tc.name)
-			requested, ready, _ := w.results(tc.name)
-			t.Logf("at most %d pods asked for, at least %d ready", requested, ready)
+			b := w.results(tc.name)
+			t.Logf("at most %d pods asked for and %d alive, at least %d ready", b.maxRequested, b.maxPods, b.minReady)
 			// The first step surges by exactly maxSurge; no step by more.
-			if requested != replicas+tc.surge {
-				t.Errorf("ReplicaSets asked for at most %d pods at once, want %d+%d", requested, replicas, tc.surge)
+			if b.maxRequested != replicas+tc.surge {
+				t.Errorf("ReplicaSets asked for at most %d pods at once, want %d+%d", b.maxRequested, replicas, tc.surge)
 			}
-			if ready < replicas-int(tc.unavailable) {
-				t.Errorf("only %d pods were ready at one point, fewer than %d-%d", ready, replicas, tc.unavailable)
+			if b.maxPods > int(replicas+tc.surge) {
+				t.Errorf("%d pods were alive at one point, more than %d+%d", b.maxPods, replicas, tc.surge)
+			}
+			if b.minReady < replicas-int(tc.unavailable) {
+				t.Errorf("only %d pods were ready at one point, fewer than %d-%d", b.minReady, replicas, tc.unavailable)
 			}
 			pods, err := c.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + tc.name})
 			if err != nil {
@@ -382,7 +398,7 @@ func TestDeployment_RecreateNeverMixesRevisions(t *testing.T) {
 	w.record("web")
 	setImage(t, c.client, ns, "web", "registry.local/app:2")
 	rolledOut(t, c.client, ns, "web")
-	if _, _, mixed := w.results("web"); mixed {
+	if w.results("web").mixed {
 		t.Error("pods of both revisions were alive at once")
 	}
 }
