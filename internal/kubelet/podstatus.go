@@ -193,7 +193,7 @@ func computePodStatus(in statusInput) corev1.PodStatus {
 	initialized := true
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		cs := in.containerStatus(c, true, false, findStatus(old.InitContainerStatuses, c.Name))
+		cs := in.containerStatus(c, true, findStatus(old.InitContainerStatuses, c.Name))
 		s.InitContainerStatuses = append(s.InitContainerStatuses, cs)
 		if !initDone(c, cs) {
 			initialized = false
@@ -208,7 +208,7 @@ func computePodStatus(in statusInput) corev1.PodStatus {
 	initialized = initialized || anyApp
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
-		s.ContainerStatuses = append(s.ContainerStatuses, in.containerStatus(c, false, initialized, findStatus(old.ContainerStatuses, c.Name)))
+		s.ContainerStatuses = append(s.ContainerStatuses, in.containerStatus(c, false, findStatus(old.ContainerStatuses, c.Name)))
 	}
 	slices.SortFunc(s.ContainerStatuses, func(a, b corev1.ContainerStatus) int { return strings.Compare(a.Name, b.Name) })
 
@@ -245,13 +245,16 @@ func initDone(c *corev1.Container, cs corev1.ContainerStatus) bool {
 }
 
 // containerStatus is one container's status.
-func (in *statusInput) containerStatus(c *corev1.Container, isInit, initialized bool, old *corev1.ContainerStatus) corev1.ContainerStatus {
+func (in *statusInput) containerStatus(c *corev1.Container, isInit bool, old *corev1.ContainerStatus) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, Started: new(false)}
 	latest := in.rp.latest(c.Name)
 	ws, held := in.waiting[c.Name]
 	if latest == nil {
+		// As upstream: in a pod with init containers, every container
+		// (init ones included) that has no instance yet waits as
+		// PodInitializing; kubectl prints those as Init:N/M.
 		reason, msg := "ContainerCreating", ""
-		if !isInit && !initialized {
+		if len(in.pod.Spec.InitContainers) > 0 {
 			reason = "PodInitializing"
 		}
 		if held {
@@ -403,7 +406,9 @@ func (in *statusInput) conditions(s corev1.PodStatus, initialized bool) []corev1
 	default:
 		containersReady = cond(corev1.ContainersReady, len(unready) == 0, "ContainersNotReady", fmt.Sprintf("containers with unready status: %v", unready))
 	}
-	if isTerminal(s.Phase) && s.Phase != corev1.PodSucceeded && len(unready) == 0 {
+	if s.Phase == corev1.PodFailed {
+		// Upstream names a failed pod's containers unready by the phase,
+		// whatever they are, since they may still be terminating.
 		containersReady = cond(corev1.ContainersReady, false, "PodFailed", "")
 	}
 	ready := containersReady

@@ -149,7 +149,8 @@ func TestPodStatus_Golden(t *testing.T) {
 			return s
 		}},
 		{"init-failed-never", func() *scenario {
-			p := withInit(spec("app"), "setup")
+			// migrate never ran: it waits as PodInitializing, as app does.
+			p := withInit(spec("app"), "setup", "migrate")
 			p.Spec.RestartPolicy = corev1.RestartPolicyNever
 			s := newScenario(p)
 			s.add("setup", 0, 1, "")
