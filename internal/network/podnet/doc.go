@@ -1,9 +1,9 @@
 // Package podnet is skiff's pod network: it gives each pod an IP from its
-// node's pod CIDR on a Linux bridge, routes between nodes' pod CIDRs, and
-// masquerades pod traffic that leaves the cluster network. It is the
-// built-in equivalent of the CNI bridge + host-local plugins with a
-// host-gw route per node, driven directly by the node agent (no CNI
-// binaries, no configuration files).
+// node's pod CIDR on a Linux bridge, routes between nodes' pod CIDRs,
+// masquerades pod traffic that leaves the cluster network, and forwards
+// pods' hostPorts. It is the built-in equivalent of the CNI bridge +
+// host-local + portmap plugins with a host-gw route per node, driven
+// directly by the node agent (no CNI binaries, no configuration files).
 //
 // # Simplest use
 //
@@ -14,9 +14,12 @@
 //	})
 //	defer pn.Close()
 //
-//	// after RunPodSandbox, with the sandbox's netns file:
+//	// after RunPodSandbox, with the sandbox's netns file and the pod's
+//	// hostPorts (none for most pods):
 //	res, err := pn.Setup(ctx, podnet.PodRef{Namespace: "default", Name: "web",
-//		UID: uid, SandboxID: id}, netnsPath)
+//		UID: uid, SandboxID: id,
+//		Ports: []podnet.PortMapping{{Protocol: podnet.TCP, HostPort: 8080, ContainerPort: 80}},
+//	}, netnsPath)
 //	podIP := res.IPs[0].Addr() // status.podIP
 //
 //	// before (or after) RemovePodSandbox:
@@ -49,9 +52,17 @@
 //	│ ip_forward=1                       │    │ lo up                    │
 //	│ route 10.42.1.0/24 via <node B IP> │    └──────────────────────────┘
 //	│   proto 115 (one per peer)         │
+//	│ skiff0 route_localnet=1            │
 //	│ nft table inet skiff-podnet:       │
+//	│   prerouting, output: fib daddr type local jump hostports          │
+//	│   hostports: tcp dport 8080 dnat ip to 10.42.0.5:80 (one per       │
+//	│     mapping; ip daddr <hostIP> first when the mapping has one)     │
 //	│   postrouting: ip saddr 10.42.0.0/24                               │
 //	│     ip daddr != 10.42.0.0/16 ip daddr != 224.0.0.0/4 masquerade    │
+//	│     ip saddr 10.42.0.0/24 oifname skiff0 ct status dnat masquerade │
+//	│     ip saddr 127.0.0.0/8 oifname skiff0 ct status dnat masquerade  │
+//	│   input: iifname skiff0 ip daddr 127.0.0.0/8                       │
+//	│     ct status & dnat == 0 drop                                     │
 //	└────────────────────────────────────┘
 //
 // New makes the node's part and is idempotent, so the agent calls it on
@@ -68,6 +79,31 @@
 // address). The host end is named "skv" plus 12 hex digits of a hash of
 // the sandbox ID, so Teardown and Reconcile find it from the ID alone.
 // The MTU is Config.MTU or the MTU of the host's default-route interface.
+//
+// # Host ports
+//
+// PodRef.Ports are the pod's hostPorts (the kubelet passes the CRI
+// sandbox's PortMappings). New connections to HostPort on any of the
+// node's addresses (or on HostIP alone) are sent to the pod's IP at
+// ContainerPort, as CNI's portmap plugin does: DNAT in the prerouting
+// chain for connections from elsewhere, and in the output chain for the
+// node's own connections to itself. Two masquerades make the answers
+// come back the way the question went: a pod reaching a hostPort of this
+// node (its own, or another pod's) would otherwise be answered straight
+// across the bridge, skipping the conntrack entry that undoes the DNAT;
+// and the node reaching 127.0.0.1:<hostPort> would send a loopback source
+// onto the bridge (which takes route_localnet on the bridge; the input
+// chain keeps pods from using it to reach the node's loopback services).
+// Connections from other machines keep their source address.
+//
+// The mappings are kept with the allocation, and the whole table is
+// written again, in one transaction, whenever they change (a Setup with
+// mappings, the Teardown of a sandbox that had some, a Reconcile that
+// collects one) and on every New: a restarted agent, or a table deleted
+// behind its back, gets the same rules. Two pods cannot hold one port of
+// the node (ErrPortInUse); a new sandbox of the same pod takes the port
+// from the one it replaces. New UDP mappings also clear conntrack entries
+// for their port, so a client that was already sending reaches the pod.
 //
 // # IP allocations
 //
@@ -91,8 +127,8 @@
 // # Concurrency and errors
 //
 // A Network's methods may be called from many goroutines and run one at
-// a time. Errors wrap ErrInvalid, ErrExhausted, ErrNoPodCIDR or
-// ErrUnsupported when one applies, and the operating system's errors otherwise (a missing netns
+// a time. Errors wrap ErrInvalid, ErrExhausted, ErrNoPodCIDR,
+// ErrPortInUse or ErrUnsupported when one applies, and the operating system's errors otherwise (a missing netns
 // file gives fs.ErrNotExist). A failed Setup leaves no link and no
 // allocation behind.
 //

@@ -118,10 +118,11 @@ type pod struct {
 
 func (p *pod) ip() netip.Addr { return p.res.IPs[0].Addr() }
 
-// newPod makes a sandbox namespace and sets up its network on n.
-func (n *node) newPod(t testing.TB, name string) *pod {
+// newPod makes a sandbox namespace and sets up its network on n, with
+// the given hostPorts.
+func (n *node) newPod(t testing.TB, name string, ports ...podnet.PortMapping) *pod {
 	t.Helper()
-	p := &pod{ref: podnet.PodRef{Namespace: "default", Name: name, UID: "uid-" + name, SandboxID: "sandbox-" + name}, ns: newNetNS(t)}
+	p := &pod{ref: podnet.PodRef{Namespace: "default", Name: name, UID: "uid-" + name, SandboxID: "sandbox-" + name, Ports: ports}, ns: newNetNS(t)}
 	res, err := n.net.Setup(context.Background(), p.ref, p.ns)
 	if err != nil {
 		t.Fatalf("Setup %s: %v", name, err)

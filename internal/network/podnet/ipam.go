@@ -18,6 +18,9 @@ type allocation struct {
 	Namespace string     `json:"namespace,omitempty"`
 	Name      string     `json:"name,omitempty"`
 	UID       string     `json:"uid,omitempty"`
+	// Ports are the sandbox's port mappings (normalized), so that a
+	// restarted agent makes their rules again.
+	Ports []PortMapping `json:"ports,omitempty"`
 }
 
 // allocator is a host-local IPAM: it hands out the addresses of one pod
@@ -174,7 +177,7 @@ func (a *allocator) allocate(pod PodRef) (allocation, error) {
 	if !found {
 		return allocation{}, fmt.Errorf("allocate IP: all %d addresses of %s are in use: %w", usable, a.cidr, ErrExhausted)
 	}
-	rec := allocation{IP: ip, SandboxID: pod.SandboxID, Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
+	rec := allocation{IP: ip, SandboxID: pod.SandboxID, Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, Ports: pod.Ports}
 	if err := a.write(rec); err != nil {
 		return allocation{}, fmt.Errorf("allocate IP %s: %w", ip, err)
 	}
@@ -182,6 +185,21 @@ func (a *allocator) allocate(pod PodRef) (allocation, error) {
 	a.bySandbox[pod.SandboxID] = ip
 	a.last = ip
 	return rec, nil
+}
+
+// setPorts replaces the port mappings of the allocation of ip and records
+// them. The caller owns ports; the allocator keeps it.
+func (a *allocator) setPorts(ip netip.Addr, ports []PortMapping) error {
+	rec, ok := a.byIP[ip]
+	if !ok {
+		return nil
+	}
+	rec.Ports = ports
+	if err := a.write(rec); err != nil {
+		return fmt.Errorf("record port mappings of IP %s: %w", ip, err)
+	}
+	a.byIP[ip] = rec
+	return nil
 }
 
 // write records rec in its file. The file is written in place: a crash

@@ -28,6 +28,9 @@ var (
 	ErrNoPodCIDR = errors.New("no pod CIDR yet")
 	// ErrUnsupported is returned on platforms other than Linux.
 	ErrUnsupported = errors.New("pod network not supported on this platform")
+	// ErrPortInUse means a port mapping claims a port of the node that
+	// another pod's mapping holds.
+	ErrPortInUse = errors.New("host port in use")
 )
 
 // Defaults for the zero values of Config.
@@ -165,6 +168,9 @@ type PodRef struct {
 	// HostNetwork pods use the node's network: Setup does nothing for
 	// them and returns an empty Result.
 	HostNetwork bool
+	// Ports are the pod's hostPorts: ports of the node forwarded to the
+	// pod. Setup normalizes them (see PortMapping).
+	Ports []PortMapping
 }
 
 func (p PodRef) String() string {
@@ -247,16 +253,20 @@ type Network struct {
 	nodeErr error
 	// peers is the last SyncRoutes input, applied again when the pod
 	// CIDR changes.
-	peers  []Peer
-	closed bool
+	peers []Peer
+	// rulesStale is set when installing the rules failed after the
+	// port mappings changed; the next Setup, Teardown or Reconcile
+	// installs them again.
+	rulesStale bool
+	closed     bool
 }
 
 // New sets up the node's side of the pod network and returns it: the
 // bridge with the gateway address (created if missing, its address
 // replaced if the pod CIDR changed), IP forwarding on, and the nftables
 // table TableName (replaced whole) that masquerades pod traffic leaving
-// the cluster CIDR. It loads the IP allocations kept in StateDir. New is
-// idempotent: an agent calls it again on every start, and pods set up by
+// the cluster CIDR and forwards the hostPorts of the allocations kept in
+// StateDir, which it loads. New is idempotent: an agent calls it again on every start, and pods set up by
 // an earlier process keep running untouched. With no PodCIDR yet, New
 // touches nothing on the host; SetPodCIDRs does that later. The caller
 // closes the Network with Close, which leaves the node's network in
@@ -281,7 +291,7 @@ func New(cfg Config) (*Network, error) {
 		n.log.Info("waiting for a pod CIDR", "allocations", ipam.len())
 		return n, nil
 	}
-	if err := sys.setupNode(); err != nil {
+	if err := sys.setupNode(n.hostPortsLocked("")); err != nil {
 		sys.close()
 		return nil, fmt.Errorf("pod network: %w", err)
 	}
@@ -358,8 +368,45 @@ func (n *Network) pickPodCIDRLocked(cidrs []string) (netip.Prefix, error) {
 
 // setupNodeLocked runs the node's setup and records its outcome.
 func (n *Network) setupNodeLocked() error {
-	n.nodeErr = n.sys.setupNode()
+	n.nodeErr = n.sys.setupNode(n.hostPortsLocked(""))
+	if n.nodeErr == nil {
+		n.rulesStale = false
+	}
 	return n.nodeErr
+}
+
+// hostPortsLocked lists the port mappings of every allocation but the
+// one of sandbox skip, in IP order.
+func (n *Network) hostPortsLocked(skip string) []hostPort {
+	var out []hostPort
+	for _, a := range n.ipam.all() {
+		if a.SandboxID == skip && skip != "" {
+			continue
+		}
+		for _, m := range a.Ports {
+			out = append(out, hostPort{PortMapping: m, podIP: a.IP, pod: a.Namespace + "/" + a.Name})
+		}
+	}
+	return out
+}
+
+// syncRulesLocked installs the rules again for the current allocations
+// (but the one of sandbox skip) when force is set or an earlier install
+// failed. Before the node has a pod CIDR there are no rules to change:
+// SetPodCIDRs installs them.
+func (n *Network) syncRulesLocked(skip string, force bool) error {
+	if !force && !n.rulesStale {
+		return nil
+	}
+	if !n.cfg.PodCIDR.IsValid() {
+		return nil
+	}
+	if err := n.sys.installRules(n.hostPortsLocked(skip)); err != nil {
+		n.rulesStale = true
+		return err
+	}
+	n.rulesStale = false
+	return nil
 }
 
 var errClosed = errors.New("pod network is closed")
@@ -371,16 +418,25 @@ var errClosed = errors.New("pod network is closed")
 // in the namespace as PodInterface, with the IP, the MTU and a default
 // route via the gateway, and brings loopback up.
 //
+// With pod.Ports, Setup also forwards those ports of the node to the pod
+// (the hostPorts): their rules join the table TableName and the mappings
+// are recorded with the allocation, so a restarted agent keeps them.
+//
 // Setup is idempotent for one SandboxID: a second call returns the same
 // Result, repairing the interfaces (with the same IP) if they were
-// damaged. For a HostNetwork pod it does nothing and returns an empty
-// Result; netnsPath is then ignored.
+// damaged, and takes the mappings of the latest call. For a HostNetwork
+// pod it does nothing and returns an empty Result; netnsPath and the
+// ports are then ignored.
 //
-// Errors: ErrInvalid for a bad PodRef, an empty netnsPath, a file that is
-// not a network namespace or the host's own namespace; the operating
-// system's not-exist error when netnsPath does not exist; ErrExhausted
-// when no IP is free; ErrNoPodCIDR before the node has a pod CIDR. A failed Setup leaves nothing behind: no links, no
-// allocation.
+// Errors: ErrInvalid for a bad PodRef (port mappings included), an empty
+// netnsPath, a file that is not a network namespace or the host's own
+// namespace; the operating system's not-exist error when netnsPath does
+// not exist; ErrExhausted when no IP is free; ErrNoPodCIDR before the node
+// has a pod CIDR; ErrPortInUse when a mapping claims a port of the node
+// another pod holds (a mapping held by another sandbox of the same pod,
+// by UID, is taken over: that sandbox is being replaced). A failed Setup
+// of a new sandbox leaves nothing behind: no links, no allocation, no
+// rules.
 func (n *Network) Setup(ctx context.Context, pod PodRef, netnsPath string) (Result, error) {
 	if pod.HostNetwork {
 		return Result{}, nil
@@ -391,6 +447,14 @@ func (n *Network) Setup(ctx context.Context, pod PodRef, netnsPath string) (Resu
 	if netnsPath == "" {
 		return Result{}, fmt.Errorf("set up network of %s: no network namespace path: %w", pod, ErrInvalid)
 	}
+	ports, dropped, err := normalizePorts(pod.Ports)
+	if err != nil {
+		return Result{}, fmt.Errorf("set up network of %s: %w", pod, err)
+	}
+	if len(dropped) > 0 {
+		n.log.Info("ignoring port mappings for IPv6 host addresses (not supported yet)", "pod", pod.String(), "mappings", fmt.Sprint(dropped))
+	}
+	pod.Ports = ports
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("set up network of %s: %w", pod, err)
 	}
@@ -414,7 +478,8 @@ func (n *Network) Setup(ctx context.Context, pod PodRef, netnsPath string) (Resu
 	return res, nil
 }
 
-// setupLocked does Setup's work with n.mu held.
+// setupLocked does Setup's work with n.mu held; pod.Ports are
+// normalized.
 func (n *Network) setupLocked(pod PodRef, netnsPath string) (Result, error) {
 	podNS, err := n.sys.openPodNS(netnsPath)
 	if err != nil {
@@ -422,33 +487,97 @@ func (n *Network) setupLocked(pod PodRef, netnsPath string) (Result, error) {
 	}
 	defer podNS.close()
 	alloc, existed := n.ipam.get(pod.SandboxID)
-	if existed {
-		if res, ok := n.sys.plumbed(podNS, alloc); ok {
-			return res, nil
-		}
-		n.log.Info("repairing pod interfaces", "pod", pod.String(), "sandbox", pod.SandboxID, "ip", alloc.IP)
-	} else {
-		alloc, err = n.ipam.allocate(pod)
-		if err != nil {
+	portsChanged := !slices.Equal(alloc.Ports, pod.Ports)
+	if portsChanged {
+		if err := n.claimPortsLocked(pod); err != nil {
 			return Result{}, err
 		}
 	}
-	res, err := n.sys.plumb(podNS, alloc)
+	var res Result
+	plumbed := false
+	if existed {
+		if portsChanged {
+			if err := n.ipam.setPorts(alloc.IP, pod.Ports); err != nil {
+				return Result{}, err
+			}
+			alloc.Ports = pod.Ports
+		}
+		if res, plumbed = n.sys.plumbed(podNS, alloc); !plumbed {
+			n.log.Info("repairing pod interfaces", "pod", pod.String(), "sandbox", pod.SandboxID, "ip", alloc.IP)
+		}
+	} else if alloc, err = n.ipam.allocate(pod); err != nil {
+		return Result{}, err
+	}
+	if !plumbed {
+		res, err = n.sys.plumb(podNS, alloc)
+	}
+	if err == nil {
+		err = n.syncRulesLocked("", portsChanged)
+		if err != nil && existed {
+			// A running pod keeps its interfaces; the rules are
+			// installed again by the next call (rulesStale).
+			return Result{}, err
+		}
+	}
 	if err != nil {
 		n.sys.unplumb(pod.SandboxID, podNS)
 		if rerr := n.ipam.release(alloc.IP); rerr != nil {
 			n.log.Warn("release IP after failed setup", "ip", alloc.IP, "err", rerr)
 		}
+		if rerr := n.syncRulesLocked("", len(alloc.Ports) > 0); rerr != nil {
+			n.log.Warn("remove port mappings after failed setup", "err", rerr)
+		}
 		return Result{}, err
 	}
+	if portsChanged {
+		n.sys.forgetUDPFlows(alloc.Ports)
+	}
 	if !existed {
-		n.log.Debug("pod network set up", "pod", pod.String(), "sandbox", pod.SandboxID, "ip", alloc.IP, "hostInterface", res.HostInterface)
+		n.log.Debug("pod network set up", "pod", pod.String(), "sandbox", pod.SandboxID, "ip", alloc.IP, "hostInterface", res.HostInterface, "ports", len(alloc.Ports))
 	}
 	return res, nil
 }
 
-// Teardown disconnects a sandbox: it deletes its veth pair and releases
-// its IP. It is idempotent: tearing down a sandbox that has no network
+// claimPortsLocked checks pod's mappings against every other sandbox's.
+// A mapping that overlaps one of another pod is ErrPortInUse; one that
+// overlaps a mapping of another sandbox of the same pod (by UID) takes it
+// over: that mapping is removed from the other sandbox's allocation.
+func (n *Network) claimPortsLocked(pod PodRef) error {
+	type takeover struct {
+		a    allocation
+		keep []PortMapping
+	}
+	var takeovers []takeover
+	for _, a := range n.ipam.all() {
+		if a.SandboxID == pod.SandboxID || len(a.Ports) == 0 {
+			continue
+		}
+		same := pod.UID != "" && a.UID == pod.UID
+		var keep []PortMapping
+		for _, theirs := range a.Ports {
+			i := slices.IndexFunc(pod.Ports, theirs.overlaps)
+			switch {
+			case i < 0:
+				keep = append(keep, theirs)
+			case !same:
+				return fmt.Errorf("port mapping %s: the node's port is held by pod %s/%s (%s): %w", pod.Ports[i], a.Namespace, a.Name, theirs, ErrPortInUse)
+			}
+		}
+		if len(keep) != len(a.Ports) {
+			takeovers = append(takeovers, takeover{a, keep})
+		}
+	}
+	for _, t := range takeovers {
+		if err := n.ipam.setPorts(t.a.IP, t.keep); err != nil {
+			return err
+		}
+		n.log.Info("port mappings taken over by a new sandbox of the pod", "pod", pod.String(), "from", t.a.SandboxID, "to", pod.SandboxID)
+	}
+	return nil
+}
+
+// Teardown disconnects a sandbox: it removes the rules of its port
+// mappings, deletes its veth pair and releases its IP. It is idempotent: tearing down a sandbox that has no network
 // (already torn down, never set up, or a host-network pod) succeeds.
 // netnsPath may be empty or name a namespace that is gone; it is only
 // used to find the pod's interface when the host's end is missing.
@@ -464,10 +593,15 @@ func (n *Network) Teardown(ctx context.Context, sandboxID, netnsPath string) err
 	if n.closed {
 		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, errClosed)
 	}
+	alloc, ok := n.ipam.get(sandboxID)
+	// The rules go first: a freed IP must not stay a hostPort's target.
+	if err := n.syncRulesLocked(sandboxID, len(alloc.Ports) > 0); err != nil {
+		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
+	}
 	if err := n.sys.teardown(sandboxID, netnsPath); err != nil {
 		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
 	}
-	if alloc, ok := n.ipam.get(sandboxID); ok {
+	if ok {
 		if err := n.ipam.release(alloc.IP); err != nil {
 			return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
 		}
@@ -476,8 +610,8 @@ func (n *Network) Teardown(ctx context.Context, sandboxID, netnsPath string) err
 }
 
 // Reconcile garbage-collects the network of sandboxes that are gone: every
-// allocation whose sandbox is not in live is released and its veth
-// deleted; so are veths this package made that no allocation accounts
+// allocation whose sandbox is not in live is released and its veth and
+// port mappings deleted; so are veths this package made that no allocation accounts
 // for, and allocations whose file was unreadable. The agent calls it on
 // start, once it knows the runtime's sandboxes, and may call it again at
 // any time. It returns the sandbox IDs it collected.
@@ -496,6 +630,7 @@ func (n *Network) Reconcile(ctx context.Context, live []string) ([]string, error
 	}
 	var collected []string
 	var errs []error
+	portsGone := false
 	for _, a := range n.ipam.all() {
 		if a.SandboxID != "" && keep[a.SandboxID] {
 			continue
@@ -510,6 +645,7 @@ func (n *Network) Reconcile(ctx context.Context, live []string) ([]string, error
 			errs = append(errs, err)
 			continue
 		}
+		portsGone = portsGone || len(a.Ports) > 0
 		n.log.Info("collected network of a gone sandbox", "sandbox", a.SandboxID, "pod", a.Namespace+"/"+a.Name, "ip", a.IP)
 		if a.SandboxID != "" {
 			collected = append(collected, a.SandboxID)
@@ -520,6 +656,9 @@ func (n *Network) Reconcile(ctx context.Context, live []string) ([]string, error
 		owned[hostVethName(a.SandboxID)] = true
 	}
 	if err := n.sys.deleteStrayVeths(owned); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.syncRulesLocked("", portsGone); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

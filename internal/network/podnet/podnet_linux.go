@@ -132,15 +132,16 @@ func macOf(ip netip.Addr) net.HardwareAddr {
 	return net.HardwareAddr{0x0a, 0x58, a[0], a[1], a[2], a[3]}
 }
 
-// setupNode makes the bridge, turns on forwarding and installs the rules.
-func (s *system) setupNode() error {
+// setupNode makes the bridge, turns on forwarding and installs the rules
+// with the given port mappings.
+func (s *system) setupNode(ports []hostPort) error {
 	if _, err := s.ensureBridge(); err != nil {
 		return err
 	}
 	if err := s.enableForwarding(); err != nil {
 		return err
 	}
-	if err := s.installRules(); err != nil {
+	if err := s.installRules(ports); err != nil {
 		return err
 	}
 	return nil
@@ -210,20 +211,32 @@ func (s *system) bridgeGone() bool {
 	return err != nil || l.Attrs().Name != s.cfg.Bridge || l.Type() != "bridge"
 }
 
-// enableForwarding sets net.ipv4.ip_forward in the host's namespace. The
-// sysctl files under /proc/sys/net belong to the namespace of the thread
-// that opens them, hence the trip through ns.Do.
+// enableForwarding sets net.ipv4.ip_forward in the host's namespace, and
+// route_localnet on the bridge: a connection from the node to
+// 127.0.0.1:<hostPort> keeps its loopback source until it is
+// masqueraded on its way out of the bridge, which the kernel only routes
+// with route_localnet (the table's input chain drops what else this would
+// let in). The sysctl files under /proc/sys/net belong to the namespace of
+// the thread that opens them, hence the trip through ns.Do.
 func (s *system) enableForwarding() error {
-	const file = "/proc/sys/net/ipv4/ip_forward"
+	files := []string{
+		"/proc/sys/net/ipv4/ip_forward",
+		"/proc/sys/net/ipv4/conf/" + s.cfg.Bridge + "/route_localnet",
+	}
 	err := ns.Do(map[ns.Type]string{ns.Net: s.hostNSPath}, func() error {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return err
+		for _, file := range files {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(string(b)) == "1" {
+				continue
+			}
+			if err := os.WriteFile(file, []byte("1\n"), 0o644); err != nil {
+				return err
+			}
 		}
-		if strings.TrimSpace(string(b)) == "1" {
-			return nil
-		}
-		return os.WriteFile(file, []byte("1\n"), 0o644)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("enable IP forwarding: %w", err)
@@ -233,43 +246,147 @@ func (s *system) enableForwarding() error {
 
 // ruleset returns the node's nftables table, its chains and their rules
 // (by chain name), for installRules to send.
-func (s *system) ruleset() (*nftables.Table, []*nftables.Chain, map[string][]*nftables.Rule) {
+func (s *system) ruleset(ports []hostPort) (*nftables.Table, []*nftables.Chain, map[string][]*nftables.Rule) {
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
-	post := &nftables.Chain{
-		Name:     "postrouting",
-		Table:    t,
-		Type:     nftables.ChainTypeNAT,
-		Hooknum:  nftables.ChainHookPostrouting,
-		Priority: nftables.ChainPriorityNATSource,
+	nat := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		return &nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeNAT, Hooknum: hook, Priority: prio}
 	}
+	pre := nat("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+	out := nat("output", nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
+	hostports := &nftables.Chain{Name: "hostports", Table: t}
+	post := nat("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	input := &nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter}
+	rules := map[string][]*nftables.Rule{}
+	add := func(ch *nftables.Chain, comment string, parts ...[]expr.Any) {
+		var exprs []expr.Any
+		for _, p := range parts {
+			exprs = append(exprs, p...)
+		}
+		rules[ch.Name] = append(rules[ch.Name], &nftables.Rule{Table: t, Chain: ch, Exprs: exprs, UserData: nft.Comment(comment)})
+	}
+	ipv4 := nft.MatchNFProto(nft.NFProtoIPv4)
+	counter := []expr.Any{&expr.Counter{}}
+
+	// hostPorts: new connections to one of the node's addresses, from
+	// outside (prerouting) or from the node itself (output).
+	toHostPorts := []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: hostports.Name}}
+	add(pre, "hostPorts of connections to the node", ipv4, nft.MatchLocalDaddr(), toHostPorts)
+	add(out, "hostPorts of connections from the node to itself", ipv4, nft.MatchLocalDaddr(), toHostPorts)
+	for _, p := range ports {
+		proto, ok := protoNumber(p.Protocol)
+		if !ok {
+			continue
+		}
+		var daddr []expr.Any
+		if p.HostIP.IsValid() {
+			daddr = nft.MatchIPv4Prefix(nft.IPv4Daddr, netip.PrefixFrom(p.HostIP, 32), false)
+		}
+		add(hostports, truncate("pod "+p.pod+" "+p.String(), 120), daddr,
+			nft.MatchL4Proto(proto), nft.MatchDPort(p.HostPort), counter,
+			nft.DNAT(netip.AddrPortFrom(p.podIP, p.ContainerPort)))
+	}
+
+	// Pods leaving the cluster network.
 	multicast := netip.MustParsePrefix("224.0.0.0/4")
-	var masq []expr.Any
-	masq = append(masq, nft.MatchNFProto(nft.NFProtoIPv4)...)
-	masq = append(masq, nft.MatchIPv4Prefix(nft.IPv4Saddr, s.cfg.PodCIDR, false)...)
-	masq = append(masq, nft.MatchIPv4Prefix(nft.IPv4Daddr, s.cfg.ClusterCIDR, true)...)
-	masq = append(masq, nft.MatchIPv4Prefix(nft.IPv4Daddr, multicast, true)...)
 	// Fully random source ports, as kube-proxy and flannel use: fewer
 	// conntrack collisions when many pods talk to one destination.
-	masq = append(masq, &expr.Counter{}, &expr.Masq{FullyRandom: true})
-	rules := map[string][]*nftables.Rule{
-		post.Name: {{
-			Table:    t,
-			Chain:    post,
-			Exprs:    masq,
-			UserData: nft.Comment("masquerade pods leaving the cluster network"),
-		}},
+	add(post, "masquerade pods leaving the cluster network", ipv4,
+		nft.MatchIPv4Prefix(nft.IPv4Saddr, s.cfg.PodCIDR, false),
+		nft.MatchIPv4Prefix(nft.IPv4Daddr, s.cfg.ClusterCIDR, true),
+		nft.MatchIPv4Prefix(nft.IPv4Daddr, multicast, true),
+		counter, []expr.Any{&expr.Masq{FullyRandom: true}})
+	// A pod reaching a hostPort (its own or another pod's on this
+	// node): without masquerading, the target would answer the client
+	// straight across the bridge (or to itself), and the answer would
+	// skip the conntrack entry that undoes the DNAT. The output
+	// interface is the bridge whether the kernel routes the packet back
+	// into it or, with br_netfilter, bridges it there directly (the
+	// input interface is then unknown: it is not matched).
+	add(post, "masquerade DNATed connections from pods back into the bridge (hairpin)", ipv4,
+		nft.MatchIPv4Prefix(nft.IPv4Saddr, s.cfg.PodCIDR, false), nft.MatchOIFName(s.cfg.Bridge), nft.MatchCtDNAT(false),
+		counter, []expr.Any{&expr.Masq{}})
+	// The node reaching a hostPort through 127.0.0.1: a loopback source
+	// cannot leave the host.
+	add(post, "masquerade DNATed connections from the node's loopback into the bridge", ipv4,
+		nft.MatchIPv4Prefix(nft.IPv4Saddr, loopback, false), nft.MatchOIFName(s.cfg.Bridge), nft.MatchCtDNAT(false),
+		counter, []expr.Any{&expr.Masq{}})
+	// route_localnet on the bridge lets the answers to those in; it
+	// must not let pods reach the node's loopback services.
+	add(input, "drop packets from pods to loopback addresses, but answers to the node's hostPort connections", ipv4,
+		nft.MatchIIFName(s.cfg.Bridge), nft.MatchIPv4Prefix(nft.IPv4Daddr, loopback, false), nft.MatchCtDNAT(true),
+		counter, []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}})
+	return t, []*nftables.Chain{pre, out, hostports, post, input}, rules
+}
+
+var loopback = netip.MustParsePrefix("127.0.0.0/8")
+
+// protoNumber returns the IP protocol number of a Protocol.
+func protoNumber(p Protocol) (byte, bool) {
+	switch p {
+	case TCP:
+		return nft.ProtoTCP, true
+	case UDP:
+		return nft.ProtoUDP, true
+	case SCTP:
+		return nft.ProtoSCTP, true
 	}
-	return t, []*nftables.Chain{post}, rules
+	return 0, false
+}
+
+// truncate cuts s to at most n bytes (a rule's comment is limited).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// forgetUDPFlows deletes the conntrack entries of UDP flows to the host
+// ports of new mappings, as CNI's portmap plugin does: a client that kept
+// sending to the port before the mapping existed has an entry without
+// the DNAT, which would hold its datagrams away from the pod for as long
+// as it keeps sending. Failures are only logged (conntrack may not be
+// reachable over netlink).
+func (s *system) forgetUDPFlows(ports []PortMapping) {
+	var filters []netlink.CustomConntrackFilter
+	for _, p := range ports {
+		if p.Protocol != UDP {
+			continue
+		}
+		f := &netlink.ConntrackFilter{}
+		if err := f.AddProtocol(unix.IPPROTO_UDP); err != nil {
+			s.log.Debug("conntrack filter", "err", err)
+			return
+		}
+		if err := f.AddPort(netlink.ConntrackOrigDstPort, p.HostPort); err != nil {
+			s.log.Debug("conntrack filter", "err", err)
+			return
+		}
+		filters = append(filters, f)
+	}
+	if len(filters) == 0 {
+		return
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(s.hostNS.Fd()), unix.NETLINK_NETFILTER)
+	if err != nil {
+		s.log.Debug("cannot reach conntrack to delete stale UDP entries", "err", err)
+		return
+	}
+	defer h.Close()
+	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...); err != nil {
+		s.log.Debug("cannot delete stale UDP conntrack entries", "err", err)
+	}
 }
 
 // installRules replaces the table TableName with the node's rules, in one
 // transaction: nothing else sees the table half-built.
-func (s *system) installRules() error {
+func (s *system) installRules(ports []hostPort) error {
 	c, err := s.nftConn()
 	if err != nil {
 		return err
 	}
-	t, chains, rules := s.ruleset()
+	t, chains, rules := s.ruleset(ports)
 	// Adding before deleting makes the delete succeed when the table is
 	// missing; the batch is applied atomically.
 	c.AddTable(t)
@@ -277,6 +394,9 @@ func (s *system) installRules() error {
 	c.AddTable(t)
 	for _, ch := range chains {
 		c.AddChain(ch)
+	}
+	// Rules after every chain: a jump needs its target to exist.
+	for _, ch := range chains {
 		for _, r := range rules[ch.Name] {
 			c.AddRule(r)
 		}

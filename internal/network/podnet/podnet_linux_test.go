@@ -505,19 +505,7 @@ func TestRules_Golden(t *testing.T) {
 	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.3.0/24")
 	got := dumpRules(t, n.ns)
-	golden := filepath.Join("testdata", "ruleset.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("ruleset (-want +got):\n%s", diff)
-	}
+	checkGolden(t, "ruleset.golden", got)
 	if !strings.Contains(got, "masq") {
 		t.Errorf("no masquerade in the ruleset:\n%s", got)
 	}

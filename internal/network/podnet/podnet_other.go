@@ -19,7 +19,9 @@ func openSystem(Config, *slog.Logger) (*system, error) { return nil, ErrUnsuppor
 
 func (s *system) close()                                    {}
 func (s *system) setPodCIDR(netip.Prefix)                   {}
-func (s *system) setupNode() error                          { return ErrUnsupported }
+func (s *system) setupNode([]hostPort) error                { return ErrUnsupported }
+func (s *system) installRules([]hostPort) error             { return ErrUnsupported }
+func (s *system) forgetUDPFlows([]PortMapping)              {}
 func (s *system) openPodNS(string) (*podNS, error)          { return nil, ErrUnsupported }
 func (s *system) plumbed(*podNS, allocation) (Result, bool) { return Result{}, false }
 func (s *system) plumb(*podNS, allocation) (Result, error)  { return Result{}, ErrUnsupported }
