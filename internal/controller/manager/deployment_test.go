@@ -353,6 +353,10 @@ func TestDeployment_RollingUpdateKeepsSurgeAndAvailabilityBounds(t *testing.T) {
 		if img := d.Spec.Template.Spec.Containers[0].Image; img != "registry.local/app:1" {
 			t.Errorf("template image after undo = %s, want registry.local/app:1", img)
 		}
+		// Written through deployments/status, as upstream does.
+		if rev := d.Annotations["deployment.kubernetes.io/revision"]; rev != "3" {
+			t.Errorf("deployment's revision annotation = %q, want 3", rev)
+		}
 		hv, err := polymorphichelpers.HistoryViewerFor(appsv1.SchemeGroupVersion.WithKind("Deployment").GroupKind(), c.client)
 		if err != nil {
 			t.Fatal(err)
