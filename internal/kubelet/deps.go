@@ -2,6 +2,8 @@ package kubelet
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,7 +29,11 @@ type Volumes interface {
 	// downwardAPI and projected contents are refreshed. It must be
 	// idempotent and cheap when nothing changed. An error stops the pod's
 	// containers from being created on this sync: the kubelet records a
-	// FailedMount event with the error and retries on a later sync.
+	// FailedMount event with the error and retries on a later sync. An
+	// error about one volume should have (through errors.As) a
+	// VolumeName() string method and unwrap to its cause: the event then
+	// reads as upstream's, `MountVolume.SetUp failed for volume "v" :
+	// cause`.
 	SetUp(ctx context.Context, pod *corev1.Pod) error
 	// Mounts returns the CRI mounts for container c of pod, one per entry
 	// of c.VolumeMounts, in order, with the host path, subPath (and
@@ -54,6 +60,10 @@ type Sandbox struct {
 	// Namespace, Name and UID identify the pod.
 	Namespace, Name string
 	UID             types.UID
+	// PortMappings are the pod's hostPorts, as in the sandbox's CRI
+	// config. SetUp gets them; TearDown may not (the network keeps
+	// what it needs to undo them).
+	PortMappings []*runtimeapi.PortMapping
 }
 
 // Network connects pod sandboxes to the pod network. The built-in runtime
@@ -123,4 +133,21 @@ type MachineInfo struct {
 	BootID           string
 	KernelVersion    string
 	OSImage          string
+}
+
+// volumeError is the optional side of a Volumes.SetUp error that names
+// the volume it concerns.
+type volumeError interface {
+	VolumeName() string
+	Unwrap() error
+}
+
+// failedMountMessage is the FailedMount event message for a SetUp error:
+// upstream's words for an error about one volume, else the error as is.
+func failedMountMessage(err error) string {
+	var ve volumeError
+	if errors.As(err, &ve) && ve.Unwrap() != nil {
+		return fmt.Sprintf("MountVolume.SetUp failed for volume %q : %v", ve.VolumeName(), ve.Unwrap())
+	}
+	return fmt.Sprintf("Unable to attach or mount volumes: %v", err)
 }

@@ -105,7 +105,7 @@ func (k *Kubelet) syncRunning(ctx context.Context, w *podWorker, pod *corev1.Pod
 				return
 			}
 			w.volumeFailures++
-			k.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "Unable to attach or mount volumes: %v", err)
+			k.recorder.Event(pod, corev1.EventTypeWarning, "FailedMount", failedMountMessage(err))
 			k.wakeAfter(w, min(time.Duration(1<<min(w.volumeFailures, 7))*time.Second, 2*time.Minute))
 			k.status.Set(pod, k.podStatus(w, pod, rp))
 			return

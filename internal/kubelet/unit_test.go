@@ -2,6 +2,8 @@ package kubelet
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -243,5 +245,30 @@ func TestMountBelow_FindsMountPoints(t *testing.T) {
 	}
 	if got := mountBelow(t.TempDir()); got != "" {
 		t.Errorf("mountBelow(empty dir) = %q", got)
+	}
+}
+
+// oneVolumeError is how a Volumes implementation reports one volume.
+type oneVolumeError struct{ volume, cause string }
+
+func (e *oneVolumeError) Error() string {
+	return "pod default/web: volume " + e.volume + ": " + e.cause
+}
+func (e *oneVolumeError) VolumeName() string { return e.volume }
+func (e *oneVolumeError) Unwrap() error      { return errors.New(e.cause) }
+
+func TestFailedMountMessage_ReadsAsUpstream(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&oneVolumeError{"config", `configmap "app" not found`}, `MountVolume.SetUp failed for volume "config" : configmap "app" not found`},
+		{fmt.Errorf("sync: %w", &oneVolumeError{"data", "no space"}), `MountVolume.SetUp failed for volume "data" : no space`},
+		{errors.New("volume manager stopped"), "Unable to attach or mount volumes: volume manager stopped"},
+	}
+	for _, tc := range tests {
+		if got := failedMountMessage(tc.err); got != tc.want {
+			t.Errorf("failedMountMessage(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

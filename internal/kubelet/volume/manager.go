@@ -33,6 +33,33 @@ var (
 	ErrNotFound = errors.New("volume source not found")
 )
 
+// SetUpError is the error SetUp returns when a volume cannot be set up:
+// the volume and the cause. Its text names the pod; VolumeName and
+// Unwrap let a caller say it the way upstream's kubelet does
+// ("MountVolume.SetUp failed for volume "config" : configmap "app" not
+// found").
+type SetUpError struct {
+	Pod    string // namespace/name
+	Volume string
+	Err    error
+}
+
+func (e *SetUpError) Error() string {
+	return fmt.Sprintf("pod %s: volume %q: %v", e.Pod, e.Volume, e.Err)
+}
+
+// VolumeName is the name of the volume in the pod's spec.
+func (e *SetUpError) VolumeName() string { return e.Volume }
+
+func (e *SetUpError) Unwrap() error { return e.Err }
+
+// notFoundError is an ErrNotFound whose text is upstream's own, such as
+// `configmap "app" not found`, without ErrNotFound's words in front.
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string        { return e.msg }
+func (e *notFoundError) Is(target error) bool { return target == ErrNotFound }
+
 // Plugin directory names under pods/<uid>/volumes, as the kubelet names
 // them.
 const (
@@ -190,9 +217,10 @@ func (m *Manager) volumeDir(uid types.UID, plugin, name string) string {
 // idempotent, and cheap when nothing changed: call it again when the pod
 // changes (labels and annotations feed downwardAPI files). The manager
 // keeps a copy of pod to rewrite its API-data volumes when their sources
-// change (see Run), until TearDown. Errors wrap ErrUnsupported,
-// ErrInvalid or ErrNotFound when one applies, and name the volume; the
-// volumes before the failing one stay set up.
+// change (see Run), until TearDown. A volume that cannot be set up fails
+// it with a *SetUpError, which wraps ErrUnsupported, ErrInvalid or
+// ErrNotFound when one applies; the volumes before the failing one stay
+// set up.
 func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod) error {
 	if pod == nil || pod.UID == "" {
 		return fmt.Errorf("%w: pod without a UID", ErrInvalid)
@@ -224,7 +252,7 @@ func (m *Manager) setUpLocked(ctx context.Context, pod *v1.Pod) error {
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
 		if err := m.setUpVolume(ctx, pod, vol, fsGroup); err != nil {
-			return fmt.Errorf("pod %s/%s: volume %q: %w", pod.Namespace, pod.Name, vol.Name, err)
+			return &SetUpError{Pod: pod.Namespace + "/" + pod.Name, Volume: vol.Name, Err: err}
 		}
 	}
 	return nil

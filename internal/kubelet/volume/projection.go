@@ -194,7 +194,7 @@ func keyedPayload(kind, name string, exists bool, data map[string][]byte, items 
 		if optional {
 			return payload{}, nil
 		}
-		return nil, fmt.Errorf("%w: %s %q", ErrNotFound, kind, name)
+		return nil, &notFoundError{fmt.Sprintf("%s %q not found", kind, name)}
 	}
 	out := payload{}
 	if len(items) == 0 {
@@ -212,7 +212,7 @@ func keyedPayload(kind, name string, exists bool, data map[string][]byte, items 
 			if optional {
 				continue
 			}
-			return nil, fmt.Errorf("%w: %s %q has no key %q", ErrNotFound, kind, name, it.Key)
+			return nil, &notFoundError{fmt.Sprintf("%s %q has no key %q", kind, name, it.Key)}
 		}
 		if err := validateRelPath(it.Path); err != nil {
 			return nil, fmt.Errorf("%w: %s %q: item %q: %w", ErrInvalid, kind, name, it.Key, err)

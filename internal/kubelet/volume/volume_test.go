@@ -387,8 +387,31 @@ func TestSetUp_Errors(t *testing.T) {
 			if !strings.Contains(err.Error(), fmt.Sprintf("volume %q", tc.vol.Name)) {
 				t.Errorf("error %q does not name the volume", err)
 			}
+			var se *SetUpError
+			if !errors.As(err, &se) || se.VolumeName() != tc.vol.Name {
+				t.Errorf("error %v is not a *SetUpError for volume %q", err, tc.vol.Name)
+			}
 		})
 	}
+	t.Run("missing sources read as upstream's", func(t *testing.T) {
+		m, _, _ := newTestManager(t, configMap("conf", map[string]string{"a": "1"}))
+		for vol, want := range map[string]string{
+			"cm":     `configmap "nope" not found`,
+			"secret": `secret "gone" not found`,
+			"key":    `configmap "conf" has no key "nokey"`,
+		} {
+			src := map[string]v1.VolumeSource{
+				"cm":     {ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "nope"}}},
+				"secret": {Secret: &v1.SecretVolumeSource{SecretName: "gone"}},
+				"key":    {ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "conf"}, Items: []v1.KeyToPath{{Key: "nokey", Path: "x"}}}},
+			}[vol]
+			err := m.SetUp(context.Background(), testPod(v1.Volume{Name: vol, VolumeSource: src}))
+			var se *SetUpError
+			if !errors.As(err, &se) || se.Unwrap().Error() != want {
+				t.Errorf("volume %s: err = %v, want a *SetUpError whose cause reads %q", vol, err, want)
+			}
+		}
+	})
 	t.Run("token API down", func(t *testing.T) {
 		m, _, ts := newTestManager(t)
 		ts.failing.Store(true)
