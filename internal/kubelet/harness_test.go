@@ -357,6 +357,8 @@ type fakeNetwork struct {
 	cidrs []string
 	ips   map[string]net.IP
 	downs []string
+	// ports are the port mappings of each sandbox's last SetUp.
+	ports map[string][]*runtimeapi.PortMapping
 }
 
 func (n *fakeNetwork) SetUp(_ context.Context, sb kubelet.Sandbox) ([]net.IP, error) {
@@ -364,7 +366,9 @@ func (n *fakeNetwork) SetUp(_ context.Context, sb kubelet.Sandbox) ([]net.IP, er
 	defer n.mu.Unlock()
 	if n.ips == nil {
 		n.ips = map[string]net.IP{}
+		n.ports = map[string][]*runtimeapi.PortMapping{}
 	}
+	n.ports[sb.ID] = sb.PortMappings
 	if ip, ok := n.ips[sb.ID]; ok {
 		return []net.IP{ip}, nil
 	}

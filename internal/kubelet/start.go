@@ -66,7 +66,7 @@ func (k *Kubelet) createSandbox(ctx context.Context, w *podWorker, pod *corev1.P
 		k.removeSandbox(ctx, id)
 		return "", fmt.Errorf("sandbox %s status: %w", id, err)
 	}
-	sb := Sandbox{ID: id, NetNS: netnsFromInfo(st.Info), Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
+	sb := Sandbox{ID: id, NetNS: netnsFromInfo(st.Info), Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, PortMappings: cfg.PortMappings}
 	if sb.NetNS == "" {
 		k.removeSandbox(ctx, id)
 		return "", fmt.Errorf("sandbox %s: runtime did not report its network namespace", id)
@@ -138,7 +138,7 @@ func (k *Kubelet) podIPs(ctx context.Context, w *podWorker, pod *corev1.Pod, rp 
 	if !setup || rp.netns == "" {
 		return nil
 	}
-	ips, err := k.cfg.Network.SetUp(ctx, Sandbox{ID: sb.Id, NetNS: rp.netns, Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID})
+	ips, err := k.cfg.Network.SetUp(ctx, Sandbox{ID: sb.Id, NetNS: rp.netns, Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, PortMappings: portMappings(pod)})
 	if err != nil {
 		k.log.Warn("cannot recover pod IPs", "pod", podKey(pod), "err", err)
 		return nil
