@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -46,7 +47,21 @@ import (
 func main() {
 	quick := flag.Bool("quick", false, "smaller runs (for a smoke test)")
 	out := flag.String("out", "", "also write the report to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.IntVar(&sizes.ops, "ops", 0, "operations per create/get/list measurement (default 3000; 300 with -quick)")
+	flag.IntVar(&sizes.watchers, "watchers", 0, "watchers in the fan-out measurement (default 1000; 50 with -quick)")
+	flag.IntVar(&sizes.events, "events", 0, "events in the fan-out measurement (default 10000; 500 with -quick)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var w io.Writer = os.Stdout
 	if *out != "" {
 		f, err := os.Create(*out)
@@ -57,8 +72,20 @@ func main() {
 		w = io.MultiWriter(os.Stdout, f)
 	}
 	if err := run(w, *quick); err != nil {
+		pprof.StopCPUProfile()
 		fatal(err)
 	}
+}
+
+// sizes overrides the measurements' sizes from flags; zero keeps the
+// default.
+var sizes struct{ ops, watchers, events int }
+
+func orDefault(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 func fatal(err error) {
@@ -204,6 +231,8 @@ func run(w io.Writer, quick bool) error {
 	if quick {
 		n, listN, watchers, events = 300, 1000, 50, 500
 	}
+	n, watchers, events = orDefault(sizes.ops, n), orDefault(sizes.watchers, watchers), orDefault(sizes.events, events)
+	listN = max(listN, 3*n)
 	fmt.Fprintf(w, "skiff API server benchmark (%s)\n\n", time.Now().UTC().Format(time.RFC3339))
 
 	// The value a pod occupies in etcd, for the raw put peer.
