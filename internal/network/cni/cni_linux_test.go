@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,81 +22,31 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/network/cni"
+	"github.com/skiff-sh/skiff/internal/network/cni/cnitest"
 	"github.com/skiff-sh/skiff/internal/sys/ns"
 	"github.com/skiff-sh/skiff/internal/testutil"
 )
 
-// referencePlugins is the release of github.com/containernetworking/plugins
-// the tests build their bridge, host-local and portmap from.
-const referencePlugins = "v1.10.0"
-
-// plugins holds the plugin binaries, built once for the test binary.
-var plugins struct {
-	once      sync.Once
-	dir       string
-	recordErr error
-	refErr    error
-	refOut    string
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if plugins.dir != "" {
-		os.RemoveAll(plugins.dir)
-	}
-	os.Exit(code)
-}
-
-func buildPlugins() {
-	dir, err := os.MkdirTemp("", "skiff-cni-plugins-")
-	if err != nil {
-		plugins.recordErr, plugins.refErr = err, err
-		return
-	}
-	plugins.dir = dir
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "record"), "./testdata/record").CombinedOutput(); err != nil {
-		plugins.recordErr = fmt.Errorf("build the record plugin: %v\n%s", err, out)
-	}
-	// go install pkg@version builds with the plugins' own go.mod,
-	// whatever skiff's requires; the module cache (or the module proxy)
-	// has the source.
-	args := []string{"install"}
-	for _, p := range []string{"main/bridge", "ipam/host-local", "meta/portmap"} {
-		args = append(args, "github.com/containernetworking/plugins/plugins/"+p+"@"+referencePlugins)
-	}
-	cmd := exec.Command("go", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		plugins.refErr = fmt.Errorf("build the reference plugins %s: %v", referencePlugins, err)
-		plugins.refOut = string(out)
-	}
-}
-
-// recordPlugin returns the directory holding the record plugin.
+// recordPlugin builds the record plugin (testdata/record) into a
+// temporary directory of t and returns the directory.
 func recordPlugin(t *testing.T) string {
 	t.Helper()
-	plugins.once.Do(buildPlugins)
-	if plugins.recordErr != nil {
-		t.Fatal(plugins.recordErr)
-	}
-	return plugins.dir
+	return buildRecord(t, t.TempDir())
 }
 
-// referencePluginDir returns the directory holding bridge, host-local,
-// portmap and record. Building the reference plugins needs their source
-// (the module cache or the Go module proxy): without it the test skips,
-// unless SKIFF_REQUIRE_ROOT=1 (CI), which makes it a failure.
-func referencePluginDir(t *testing.T) string {
+func buildRecord(t *testing.T, dir string) string {
 	t.Helper()
-	dir := recordPlugin(t)
-	if plugins.refErr != nil {
-		if os.Getenv("SKIFF_REQUIRE_ROOT") == "1" {
-			t.Fatalf("%v\n%s", plugins.refErr, plugins.refOut)
-		}
-		t.Skipf("skipping: %v (set SKIFF_REQUIRE_ROOT=1 to make this a failure)\n%s", plugins.refErr, plugins.refOut)
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "record"), "./testdata/record").CombinedOutput(); err != nil {
+		t.Fatalf("build the record plugin: %v\n%s", err, out)
 	}
 	return dir
+}
+
+// referencePluginDir returns a directory holding the reference bridge,
+// host-local and portmap, and the record plugin.
+func referencePluginDir(t *testing.T) string {
+	t.Helper()
+	return buildRecord(t, cnitest.Plugins(t))
 }
 
 // newNetNS makes a network namespace with loopback up, removed when the
