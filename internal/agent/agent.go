@@ -168,7 +168,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	start(component{"volumes", func(ctx context.Context) error { vm.Run(ctx); return nil }})
 
-	// Pod network (built-in runtime only: CRI runtimes bring CNI).
+	// Pod network (built-in runtime only: CRI runtimes bring CNI): podnet,
+	// or CNI plugins when configured.
 	kcfg := kubelet.Config{
 		NodeName: cfg.NodeName, Client: client, Runtime: rtClient, Images: imgClient,
 		Volumes: vm, Machine: machine,
@@ -177,7 +178,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		RootDir: cfg.RootDir, PodLogsDir: cfg.PodLogsDir,
 		Logger: a.log.WithGroup("kubelet"), Metrics: cfg.Metrics,
 	}
-	if cfg.RuntimeEndpoint == "" {
+	switch {
+	case cfg.RuntimeEndpoint != "":
+	case cfg.CNIConfDir != "":
+		cn, err := newCNINetwork(ctx, cfg, rtClient, a.log) // cni names its own group
+		if err != nil {
+			return err
+		}
+		kcfg.Network = cn
+		kcfg.Cgroups = kubelet.HostCgroups(cg)
+	default:
 		pn, err := newPodNetwork(ctx, cfg, rtClient, a.log) // podnet names its own group
 		if err != nil {
 			return err

@@ -132,7 +132,8 @@ func startNode(t *testing.T) *node {
 	return c.startNode(t, pinNetNS(t), "10.42.7.0/24", net.IPv4(127, 0, 0, 1))
 }
 
-func (c *cluster) startNode(t *testing.T, netns, podCIDR string, nodeIP net.IP) *node {
+// startNode runs one node; edits change its Config before it starts.
+func (c *cluster) startNode(t *testing.T, netns, podCIDR string, nodeIP net.IP, edits ...func(*agent.Config)) *node {
 	t.Helper()
 	root, logs := t.TempDir(), t.TempDir()
 	parent := randomName("skiff-test-agent-")
@@ -142,6 +143,9 @@ func (c *cluster) startNode(t *testing.T, netns, podCIDR string, nodeIP net.IP) 
 		NodeIP: nodeIP, KubeletAddress: "127.0.0.1", KubeletPort: freePort(t),
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}}
+	for _, edit := range edits {
+		edit(&n.cfg)
+	}
 	t.Cleanup(func() { n.cleanup(t, root, parent) })
 	n.start(t)
 	n.kubelet = &rest.Config{

@@ -47,6 +47,7 @@ type Config struct {
 	//	cri/runtime/      the built-in runtime's sandboxes and containers
 	//	cri/images/       the built-in runtime's image store
 	//	podnet/           pod IP allocations
+	//	cni/              libcni's cache (with CNIConfDir)
 	RootDir string
 	// PodLogsDir holds container logs (default DefaultPodLogsDir).
 	PodLogsDir string
@@ -73,6 +74,13 @@ type Config struct {
 	PodNetworkNetNS string
 	// PodNetworkBridge names the bridge (default podnet's).
 	PodNetworkBridge string
+	// CNIConfDir and CNIBinDirs make the pod network with third-party
+	// CNI plugins instead of the built-in one: the first configuration
+	// file of CNIConfDir, its plugins found in CNIBinDirs (package cni).
+	// Both or neither; not with RuntimeEndpoint, whose runtime runs its
+	// own CNI.
+	CNIConfDir string
+	CNIBinDirs []string
 
 	// NodeIP is the Node's InternalIP (default: the host's first global
 	// unicast address).
@@ -154,6 +162,9 @@ func (c *Config) validate() error {
 	if c.RuntimeEndpoint != "" && !strings.HasPrefix(c.RuntimeEndpoint, "unix://") {
 		return fmt.Errorf("agent: runtime endpoint %q: want unix:///path/to/socket", c.RuntimeEndpoint)
 	}
+	if err := c.validateCNI(); err != nil {
+		return err
+	}
 	if c.NodeIP == nil {
 		c.NodeIP = hostIP()
 	}
@@ -173,6 +184,32 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	return nil
+}
+
+// validateCNI checks the CNI settings and makes their paths absolute.
+func (c *Config) validateCNI() error {
+	if c.CNIConfDir == "" && len(c.CNIBinDirs) == 0 {
+		return nil
+	}
+	if c.CNIConfDir == "" || len(c.CNIBinDirs) == 0 {
+		return errors.New("agent: CNI plugins need both a configuration dir and a plugin dir")
+	}
+	if c.RuntimeEndpoint != "" {
+		return errors.New("agent: CNI plugins are for the built-in runtime; an external CRI runtime runs its own CNI")
+	}
+	dirs := append([]string{c.CNIConfDir}, c.CNIBinDirs...)
+	for i, d := range dirs {
+		if d == "" {
+			return errors.New("agent: empty CNI plugin dir")
+		}
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return fmt.Errorf("agent: %s: %w", d, err)
+		}
+		dirs[i] = abs
+	}
+	c.CNIConfDir, c.CNIBinDirs = dirs[0], dirs[1:]
 	return nil
 }
 

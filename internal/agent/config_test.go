@@ -38,6 +38,10 @@ func TestConfig_Validate(t *testing.T) {
 		{"port out of range", Config{Client: client, NodeName: "n1", KubeletPort: 70000}, "out of range"},
 		{"client without a CA", Config{Client: &rest.Config{Host: "https://x"}, NodeName: "n1"}, "no cluster CA"},
 		{"client with a bad CA", Config{Client: &rest.Config{Host: "https://x", TLSClientConfig: rest.TLSClientConfig{CAData: []byte("nope")}}, NodeName: "n1"}, "no PEM"},
+		{"CNI plugins", Config{Client: client, NodeName: "n1", CNIConfDir: "/etc/cni/net.d", CNIBinDirs: []string{"/opt/cni/bin"}}, ""},
+		{"CNI conf dir alone", Config{Client: client, NodeName: "n1", CNIConfDir: "/etc/cni/net.d"}, "both a configuration dir and a plugin dir"},
+		{"CNI bin dir alone", Config{Client: client, NodeName: "n1", CNIBinDirs: []string{"/opt/cni/bin"}}, "both a configuration dir and a plugin dir"},
+		{"CNI with an external runtime", Config{Client: client, NodeName: "n1", RuntimeEndpoint: "unix:///run/containerd/containerd.sock", CNIConfDir: "/etc/cni/net.d", CNIBinDirs: []string{"/opt/cni/bin"}}, "runs its own CNI"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@
 //	   ▼
 //	kubelet ──Volumes──► volume.Manager (RootDir/pods/<uid>/volumes)
 //	   │    ──Network──► podnet, made when the node's pod CIDR is known
+//	   │                 (or package cni, with CNIConfDir and CNIBinDirs)
 //	   │    ──Cgroups──► cgroups.Manager under CgroupParent (shared with the runtime)
 //	   ▼
 //	kubelet API (server.Server on :10250) reads pods from the kubelet,
@@ -23,8 +24,16 @@
 // A route syncer watches Nodes and keeps a route to every other node's
 // pod CIDR through its InternalIP (podnet.SyncRoutes).
 //
-// With RuntimeEndpoint set, the external runtime owns the pod network
-// (CNI) and cgroups, so the kubelet gets neither a Network nor Cgroups.
+// The kubelet gives the Network each sandbox's hostPort mappings; podnet
+// forwards them with nftables, CNI plugins through the portMappings
+// capability (the portmap plugin).
+//
+// With CNIConfDir and CNIBinDirs, third-party CNI plugins make the pod
+// network instead of podnet (and there is no route syncer: routes between
+// nodes are the plugins' business); they run in PodNetworkNetNS when it
+// is set, and libcni keeps its cache in RootDir/cni. With RuntimeEndpoint
+// set, the external runtime owns the pod network (CNI) and cgroups, so
+// the kubelet gets neither a Network nor Cgroups.
 //
 // # Certificates
 //

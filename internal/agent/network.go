@@ -48,14 +48,10 @@ func newPodNetwork(ctx context.Context, cfg Config, rt runtimeapi.RuntimeService
 	if err != nil {
 		return nil, fmt.Errorf("agent: pod network: %w", err)
 	}
-	resp, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	live, err := liveSandboxes(ctx, rt)
 	if err != nil {
 		n.Close()
-		return nil, fmt.Errorf("agent: list sandboxes: %w", err)
-	}
-	live := make([]string, 0, len(resp.GetItems()))
-	for _, sb := range resp.GetItems() {
-		live = append(live, sb.GetId())
+		return nil, err
 	}
 	if freed, err := n.Reconcile(ctx, live); err != nil {
 		log.Warn("reconciling pod IPs", "err", err)
@@ -65,14 +61,31 @@ func newPodNetwork(ctx context.Context, cfg Config, rt runtimeapi.RuntimeService
 	return &podNetwork{net: n, log: log}, nil
 }
 
+// liveSandboxes lists the IDs of the runtime's sandboxes.
+func liveSandboxes(ctx context.Context, rt runtimeapi.RuntimeServiceClient) ([]string, error) {
+	resp, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("agent: list sandboxes: %w", err)
+	}
+	live := make([]string, 0, len(resp.GetItems()))
+	for _, sb := range resp.GetItems() {
+		live = append(live, sb.GetId())
+	}
+	return live, nil
+}
+
 // SetPodCIDRs passes the node's pod CIDRs on.
 func (p *podNetwork) SetPodCIDRs(ctx context.Context, cidrs []string) error {
 	return p.net.SetPodCIDRs(ctx, cidrs)
 }
 
-// SetUp gives the sandbox its veth and IP.
+// SetUp gives the sandbox its veth and IP, and its hostPorts.
 func (p *podNetwork) SetUp(ctx context.Context, sb kubelet.Sandbox) ([]net.IP, error) {
-	res, err := p.net.Setup(ctx, podnet.PodRef{Namespace: sb.Namespace, Name: sb.Name, UID: string(sb.UID), SandboxID: sb.ID}, sb.NetNS)
+	ports, err := podnetPorts(sb.PortMappings)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s/%s: %w", sb.Namespace, sb.Name, err)
+	}
+	res, err := p.net.Setup(ctx, podnet.PodRef{Namespace: sb.Namespace, Name: sb.Name, UID: string(sb.UID), SandboxID: sb.ID, Ports: ports}, sb.NetNS)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +94,34 @@ func (p *podNetwork) SetUp(ctx context.Context, sb kubelet.Sandbox) ([]net.IP, e
 		ips = append(ips, net.IP(ip.Addr().AsSlice()))
 	}
 	return ips, nil
+}
+
+// podnetPorts converts CRI port mappings to podnet's. Ports outside
+// 1..65535 and host IPs that do not parse are podnet.ErrInvalid.
+func podnetPorts(in []*runtimeapi.PortMapping) ([]podnet.PortMapping, error) {
+	out := make([]podnet.PortMapping, 0, len(in))
+	for _, m := range in {
+		pm := podnet.PortMapping{Protocol: podnet.TCP}
+		switch m.GetProtocol() {
+		case runtimeapi.Protocol_UDP:
+			pm.Protocol = podnet.UDP
+		case runtimeapi.Protocol_SCTP:
+			pm.Protocol = podnet.SCTP
+		}
+		if m.GetHostPort() < 1 || m.GetHostPort() > 65535 || m.GetContainerPort() < 1 || m.GetContainerPort() > 65535 {
+			return nil, fmt.Errorf("port mapping %d->%d: ports must be 1 to 65535: %w", m.GetHostPort(), m.GetContainerPort(), podnet.ErrInvalid)
+		}
+		pm.HostPort, pm.ContainerPort = uint16(m.GetHostPort()), uint16(m.GetContainerPort())
+		if h := m.GetHostIp(); h != "" {
+			ip, err := netip.ParseAddr(h)
+			if err != nil {
+				return nil, fmt.Errorf("port mapping %d->%d: host IP %q: %w", m.GetHostPort(), m.GetContainerPort(), h, podnet.ErrInvalid)
+			}
+			pm.HostIP = ip
+		}
+		out = append(out, pm)
+	}
+	return out, nil
 }
 
 // TearDown frees the sandbox's IP and veth.
