@@ -26,6 +26,8 @@ type agentFlags struct {
 	registryConfig  string
 	podCIDR         string
 	clusterCIDR     string
+	cniBinDirs      []string
+	cniConfDir      string
 	nodeIP          string
 	kubeletAddress  string
 	kubeletPort     int
@@ -44,15 +46,18 @@ func newAgentCommand() *cobra.Command {
 		Long: `Run a skiff node on this host and join it to a cluster: the kubelet
 registers a Node and runs the pods bound to it with the built-in container
 runtime (or a CRI runtime given with --container-runtime-endpoint), gives
-them IPs from the node's pod CIDR and serves the kubelet API (logs, exec,
-attach, port-forward, stats) on --kubelet-port.
+them IPs from the node's pod CIDR (or through the CNI plugins of
+--cni-conf-dir and --cni-bin-dir), forwards their hostPorts, and serves
+the kubelet API (logs, exec, attach, port-forward, stats) on
+--kubelet-port.
 
 The agent reaches the API server with a kubeconfig (--kubeconfig), or with
 --server, --token and --certificate-authority. Stop it with SIGINT or
 SIGTERM; containers keep running and a restarted agent adopts them.`,
 		Example: `  skiff agent --kubeconfig node.kubeconfig
   skiff agent --kubeconfig node.kubeconfig --server https://10.0.0.5:6443 --pod-cidr 10.42.1.0/24
-  skiff agent --server https://10.0.0.5:6443 --token <token> --certificate-authority ca.crt`,
+  skiff agent --server https://10.0.0.5:6443 --token <token> --certificate-authority ca.crt
+  skiff agent --kubeconfig node.kubeconfig --cni-conf-dir /etc/cni/net.d --cni-bin-dir /opt/cni/bin`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := f.log.logger(cmd.ErrOrStderr())
@@ -66,6 +71,7 @@ SIGTERM; containers keep running and a restarted agent adopts them.`,
 			cfg := agent.Config{
 				NodeName: f.nodeName, Client: rc, RootDir: f.rootDir, PodLogsDir: f.podLogsDir,
 				RuntimeEndpoint: f.runtimeEndpoint, PodCIDR: f.podCIDR, ClusterCIDR: f.clusterCIDR,
+				CNIConfDir: f.cniConfDir, CNIBinDirs: f.cniBinDirs,
 				KubeletAddress: f.kubeletAddress, KubeletPort: f.kubeletPort, CgroupParent: f.cgroupParent,
 				ClusterDNS: f.clusterDNS, ClusterDomain: f.clusterDomain, MaxPods: f.maxPods, Logger: logger,
 			}
@@ -105,6 +111,7 @@ SIGTERM; containers keep running and a restarted agent adopts them.`,
 	fs.StringVar(&f.registryConfig, "registry-config", "", "Registries file (mirrors, TLS, credentials) for the built-in runtime's image pulls")
 	fs.StringVar(&f.podCIDR, "pod-cidr", "", "Pod CIDR of this node while its Node has no spec.podCIDR (such as 10.42.1.0/24)")
 	fs.StringVar(&f.clusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "CIDR holding every node's pod CIDR; pod traffic leaving it is masqueraded")
+	cniFlags(cmd, &f.cniConfDir, &f.cniBinDirs)
 	fs.StringVar(&f.nodeIP, "node-ip", "", "InternalIP of the Node (default: the host's first global address)")
 	fs.StringVar(&f.kubeletAddress, "kubelet-address", "", "Address the kubelet API listens on (empty: all addresses)")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", agent.DefaultKubeletPort, "Port of the kubelet API (HTTPS)")
@@ -114,6 +121,14 @@ SIGTERM; containers keep running and a restarted agent adopts them.`,
 	fs.IntVar(&f.maxPods, "max-pods", 110, "Pods this node may run")
 	f.log.register(cmd)
 	return cmd
+}
+
+// cniFlags registers --cni-conf-dir and --cni-bin-dir, which the agent
+// and the server share.
+func cniFlags(cmd *cobra.Command, confDir *string, binDirs *[]string) {
+	fs := cmd.Flags()
+	fs.StringVar(confDir, "cni-conf-dir", "", "Make the pod network with third-party CNI plugins instead of the built-in one: the first .conflist, .conf or .json file here by name is the network (needs --cni-bin-dir)")
+	fs.StringSliceVar(binDirs, "cni-bin-dir", nil, "Directories (comma-separated) holding the CNI plugins' binaries, with --cni-conf-dir (such as /opt/cni/bin)")
 }
 
 // restConfig builds the agent's API client from the flags.

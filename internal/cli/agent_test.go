@@ -78,6 +78,8 @@ func TestAgentCommand_RejectsBadFlags(t *testing.T) {
 		{"bad node name", []string{"--kubeconfig", kubeconfig, "--node-name", "Bad_Name"}, "node name"},
 		{"positional argument", []string{"--kubeconfig", kubeconfig, "extra"}, "unknown command"},
 		{"missing registry config", []string{"--kubeconfig", kubeconfig, "--registry-config", filepath.Join(dir, "nope")}, "--registry-config"},
+		{"CNI conf dir without a bin dir", []string{"--kubeconfig", kubeconfig, "--cni-conf-dir", dir}, "both a configuration dir and a plugin dir"},
+		{"CNI with an external runtime", []string{"--kubeconfig", kubeconfig, "--cni-conf-dir", dir, "--cni-bin-dir", dir, "--container-runtime-endpoint", "unix:///run/x.sock"}, "runs its own CNI"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

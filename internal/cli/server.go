@@ -29,6 +29,8 @@ type serverFlags struct {
 	tokenAuthFile    string
 	clusterCIDR      string
 	nodeIP           string
+	cniConfDir       string
+	cniBinDirs       []string
 	disableAgent     bool
 	kubeletPort      int
 	nodeGrace        time.Duration
@@ -68,6 +70,8 @@ Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 			},
 				DisableAgent:           f.disableAgent,
 				KubeletPort:            f.kubeletPort,
+				AgentCNIConfDir:        f.cniConfDir,
+				AgentCNIBinDirs:        f.cniBinDirs,
 				NodeMonitorGracePeriod: f.nodeGrace,
 			}
 			if f.nodeGrace <= 0 {
@@ -119,6 +123,7 @@ Stop it with SIGINT or SIGTERM; a restart keeps all data.`,
 	fs.BoolVar(&f.disableAgent, "disable-agent", false, "Run no node agent on this host (a control plane only)")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", 10250, "Port of the local node agent's kubelet API")
 	fs.StringVar(&f.nodeIP, "node-ip", "", "IP address the local node agent reports for this node (default: the advertise address)")
+	cniFlags(cmd, &f.cniConfDir, &f.cniBinDirs)
 	fs.DurationVar(&f.nodeGrace, "node-monitor-grace-period", 40*time.Second, "How long a node may go without renewing its Lease before it is marked NotReady (Unknown) and its pods not ready")
 	f.log.register(cmd)
 	return cmd

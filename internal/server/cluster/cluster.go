@@ -37,6 +37,11 @@ type Config struct {
 	// NodeMonitorGracePeriod is how long a node may go silent before it
 	// is marked Unknown; 0 means the node lifecycle controller's 40s.
 	NodeMonitorGracePeriod time.Duration
+	// AgentCNIConfDir and AgentCNIBinDirs make the local agent's pod
+	// network with third-party CNI plugins (agent.Config's CNIConfDir
+	// and CNIBinDirs); empty means the built-in pod network.
+	AgentCNIConfDir string
+	AgentCNIBinDirs []string
 }
 
 // New returns the control plane of cfg with its parts attached.
@@ -94,6 +99,7 @@ func parts(cfg Config, env server.Env) ([]server.Part, error) {
 		if cfg.KubeletPort != 0 {
 			acfg.KubeletPort = cfg.KubeletPort
 		}
+		acfg.CNIConfDir, acfg.CNIBinDirs = cfg.AgentCNIConfDir, cfg.AgentCNIBinDirs
 		a, err := agent.New(acfg)
 		if err != nil {
 			return nil, err
