@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/sys/caps"
+	"github.com/skiff-sh/skiff/internal/sys/memtrim"
 )
 
 // runInit is the container init: argv is [name]; fd 3 is its control
@@ -24,6 +25,11 @@ import (
 func runInit() int {
 	runtime.LockOSThread()
 	prewarm()
+	// While it waits, a warm init holds none of the executable's pages:
+	// they would count as shared with the agent, which could then not
+	// page out its own start-up code (see memtrim.Forget). The few it
+	// needs fault back in from the page cache once the container comes.
+	_, _ = memtrim.Forget()
 	a, files, err := receiveAssignment(3)
 	if err != nil {
 		logf("init: %v", err)

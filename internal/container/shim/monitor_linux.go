@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-sh/skiff/internal/sys/memtrim"
 )
 
 // drainTimeout bounds how long the monitor waits for a container's
@@ -101,6 +103,10 @@ type client struct {
 	stdout, stderr bool
 }
 
+// forgetDelay is how long after start the monitor drops its mappings of
+// the executable: before the agent trims its memory.
+const forgetDelay = time.Second
+
 func monitorMain(dir string, warm int) error {
 	ignoreSignals(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGPIPE)
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -122,6 +128,10 @@ func monitorMain(dir string, warm int) error {
 	}
 	go m.serve(ln)
 	m.refill()
+	// The monitor shares the skiff executable with the node agent and
+	// runs little of it: let go of the pages start-up touched, so that
+	// the agent's own trim can free them (see memtrim.Forget).
+	time.AfterFunc(forgetDelay, func() { _, _ = memtrim.Forget() })
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {

@@ -10,3 +10,10 @@ func pageout(addr, length uintptr) error {
 	}
 	return nil
 }
+
+func dontneed(addr, length uintptr) error {
+	if _, _, errno := unix.Syscall(unix.SYS_MADVISE, addr, length, unix.MADV_DONTNEED); errno != 0 {
+		return errno
+	}
+	return nil
+}

@@ -41,3 +41,21 @@ func TestRelease_PagesOutTheExecutable(t *testing.T) {
 		t.Fatal("unreachable")
 	}
 }
+
+func TestForget_DropsTheExecutablesPages(t *testing.T) {
+	before := rssFileKB(t)
+	st, err := Forget()
+	if err != nil {
+		t.Fatalf("forget: %v", err)
+	}
+	if st.Mappings == 0 {
+		t.Fatalf("no executable mappings advised: %+v", st)
+	}
+	if after := rssFileKB(t); after >= before {
+		t.Fatalf("file-backed RSS did not shrink: %d kB -> %d kB", before, after)
+	}
+	// Code and read-only data come back on demand.
+	if strings.Repeat("y", 2) != "yy" || strconv.Itoa(42) != "42" {
+		t.Fatal("unreachable")
+	}
+}
