@@ -541,6 +541,10 @@ func (s *system) plumb(p *podNS, a allocation) (Result, error) {
 		if _, berr := s.ensureBridge(); berr != nil {
 			return Result{}, berr
 		}
+		// A new bridge has route_localnet off (localhost hostPorts).
+		if ferr := s.enableForwarding(); ferr != nil {
+			s.log.Warn("bridge made again", "err", ferr)
+		}
 		// The failed attempt may have left the pair behind (the kernel
 		// makes the links before it looks at the master).
 		s.unplumb(a.SandboxID, p)

@@ -150,6 +150,9 @@ func TestSetup_IsIdempotentAndRepairs(t *testing.T) {
 		if err := ping(b.ns, b.res.Gateway); err != nil {
 			t.Errorf("new pod after the bridge was made again: %v", err)
 		}
+		if got := sysctl(t, n.ns, "net.ipv4.conf."+podnet.DefaultBridge+".route_localnet"); got != "1" {
+			t.Errorf("route_localnet on the new bridge = %s, want 1", got)
+		}
 		// Pod a's port was detached with the bridge; Setup puts it back.
 		if _, err := n.net.Setup(context.Background(), a.ref, a.ns); err != nil {
 			t.Fatal(err)
