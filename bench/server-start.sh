@@ -7,7 +7,11 @@
 #   sudo bench/server-start.sh [runs]      (default 10 runs)
 #
 # Cold = fresh data dir (certificates and etcd are created); warm = restart
-# on the same data dir.
+# on the same data dir. The timed runs are the control plane alone
+# (--disable-agent). A last run starts the whole server with its node agent
+# and reports its idle memory: RSS of the server process, and PSS summed
+# over every skiff process (server, runtime monitor, warm init), which
+# counts the executable's shared pages once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10}
@@ -38,7 +42,7 @@ wait_http() { # url, insecure
 skiff_once() { # dir → prints ms; leaves pid in $pid
   local dir=$1 t0
   t0=$(now_ms)
-  "$out/skiff" server --data-dir "$dir" --https-port "$port" --bind-address 127.0.0.1 >"$dir.log" 2>&1 &
+  "$out/skiff" server --disable-agent --data-dir "$dir" --https-port "$port" --bind-address 127.0.0.1 >"$dir.log" 2>&1 &
   pid=$!
   wait_http "https://127.0.0.1:$port/readyz"
   echo $(( $(now_ms) - t0 ))
@@ -68,6 +72,26 @@ for i in $(seq 1 "$runs"); do
   done
 done
 
+# The whole server, node agent included.
+d="$work/skiff-agent"
+"$out/skiff" server --data-dir "$d" --https-port "$port" --bind-address 127.0.0.1 --kubelet-port $((port+2)) >"$d.log" 2>&1 &
+pid=$!
+wait_http "https://127.0.0.1:$port/readyz"
+sleep 15
+agent_rss=$(rss_mb "$pid")
+agent_pss=0
+for m in /proc/[0-9]*/maps; do
+  grep -q "$out/skiff" "$m" 2>/dev/null || continue
+  p=${m#/proc/}; p=${p%/maps}
+  agent_pss=$(awk -v acc="$agent_pss" '/^Pss:/ {printf "%.1f", acc + $2/1024}' "/proc/$p/smaps_rollup")
+done
+stop
+rm -rf "$d"
+# What the agent leaves on the host for its next start: the pod bridge and
+# the pod network's nftables table.
+ip link del skiff0 2>/dev/null || true
+command -v nft >/dev/null && nft delete table inet skiff-podnet 2>/dev/null || true
+
 report() {
   echo "skiff server start → /readyz, and idle RSS; peer: etcd $(etcd --version | awk '/etcd Version/ {print $3}') start → /health ($runs runs each, interleaved)"
   for kind in cold warm; do
@@ -76,5 +100,6 @@ report() {
     printf "  %-5s start  skiff %6s ms   etcd %6s ms   ratio %.2f\n" "$kind" "$s" "$e" "$(echo "$s / $e" | bc -l)"
   done
   printf "  idle RSS     skiff %6s MB   etcd %6s MB   ratio %.2f\n" "${t[skiff-rss]}" "${t[etcd-rss]}" "$(echo "${t[skiff-rss]} / ${t[etcd-rss]}" | bc -l)"
+  printf "  with its node agent, idle: server RSS %s MB; PSS of all skiff processes %s MB\n" "$agent_rss" "$agent_pss"
 }
 report | tee "$out/server-start.txt"
