@@ -72,8 +72,15 @@ func TestRealRuntime_GracePeriodIsHonoured(t *testing.T) {
 	// the grace period, ends it sooner.
 	pod := toolboxPod("stubborn", "signals", "60")
 	pod.Spec.TerminationGracePeriodSeconds = new(int64(2))
-	h.createPod(pod)
+	created := h.createPod(pod)
 	h.waitPod("stubborn", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	// Running means started, not that it handles SIGTERM yet: it says
+	// "ready" once it does.
+	logFile := filepath.Join(h.logsDir, "default_stubborn_"+string(created.UID), "app", "0.log")
+	eventually(t, "the container to handle SIGTERM", func() (bool, string) {
+		data, _ := os.ReadFile(logFile)
+		return strings.Contains(string(data), "ready"), string(data)
+	})
 	start := time.Now()
 	if err := h.client.CoreV1().Pods("default").Delete(context.Background(), "stubborn", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
