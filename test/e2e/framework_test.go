@@ -88,7 +88,13 @@ func (c *cluster) start() {
 	c.t.Helper()
 	args := append([]string{"server", "--data-dir", c.dataDir, "--https-port", fmt.Sprint(c.port), "--bind-address", "127.0.0.1"}, c.extraArgs...)
 	c.cmd = exec.Command(skiffBin, args...)
-	c.log = &bytes.Buffer{}
+	// A restarted server keeps writing to the same log, so that a failure
+	// shows what happened before the restart too.
+	if c.log == nil {
+		c.log = &bytes.Buffer{}
+	} else {
+		fmt.Fprintf(c.log, "--- skiff server restarted ---\n")
+	}
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.cmd.Start(); err != nil {

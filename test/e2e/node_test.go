@@ -33,6 +33,7 @@ func nodeCluster(t *testing.T) *cluster {
 		c.stop(syscall.SIGTERM)
 		if t.Failed() {
 			t.Logf("skiff server log:\n%s", c.log.String())
+			logMonitorLogs(t, c.dataDir)
 		}
 		cleanupNode(t, c.dataDir)
 	})
@@ -41,6 +42,21 @@ func nodeCluster(t *testing.T) *cluster {
 		return strings.TrimSpace(out) == "True"
 	})
 	return c
+}
+
+// logMonitorLogs logs the container runtime's monitor.log files under
+// dataDir (the monitor's and container inits' own errors, which do not
+// reach the server's log).
+func logMonitorLogs(t *testing.T, dataDir string) {
+	filepath.WalkDir(dataDir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "monitor.log" {
+			return nil
+		}
+		if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
+			t.Logf("%s:\n%s", p, b)
+		}
+		return nil
+	})
 }
 
 func requireRoot(t *testing.T) {
