@@ -56,8 +56,9 @@ type Config struct {
 	MaxInFlightBindings int
 
 	// QPS and Burst limit the scheduling client made from RESTConfig;
-	// 0 means 1000 and 2000. The events client gets a fifth of them; the
-	// leader election client has its own small limit.
+	// 0 means 1000 and 2000. The events client has the same limits (a
+	// bucket of its own); the leader election client has its own small
+	// limit.
 	QPS   float32
 	Burst int
 

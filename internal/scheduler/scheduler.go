@@ -38,7 +38,9 @@ func New(cfg Config) (*Scheduler, error) {
 	if s.client, err = newClient(cfg.RESTConfig, cfg.QPS, cfg.Burst, "scheduler"); err != nil {
 		return nil, err
 	}
-	if s.events, err = newClient(cfg.RESTConfig, max(cfg.QPS/5, 1), max(cfg.Burst/5, 1), "events"); err != nil {
+	// Each binding writes its Scheduled event: the events client needs
+	// the binding client's rate, or it paces the bindings.
+	if s.events, err = newClient(cfg.RESTConfig, cfg.QPS, cfg.Burst, "events"); err != nil {
 		return nil, err
 	}
 	if s.lease, err = newClient(cfg.RESTConfig, 20, 40, "leader-election"); err != nil {
