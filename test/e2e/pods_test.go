@@ -146,6 +146,12 @@ spec:
 			if last := cs.LastTerminationState.Terminated; last == nil || last.ContainerID == "" || last.FinishedAt.IsZero() {
 				t.Fatalf("lastState after a liveness restart: %+v", cs.LastTerminationState)
 			}
+			// The restart was graceful: the old instance got SIGTERM, and
+			// its log is still there for --previous.
+			waitFor(t, 20*time.Second, "logs --previous", func() bool {
+				out, _ := c.kubectl("logs", "liveness", "--previous")
+				return out == "ready\ngot SIGTERM\nexiting\n"
+			})
 			p.wantEvents(t, "liveness", "Unhealthy", "Killing")
 			p.wantEventMessage(t, "liveness", "Unhealthy", "Liveness probe failed")
 			p.wantEventMessage(t, "liveness", "Killing", "failed liveness probe, will be restarted")
