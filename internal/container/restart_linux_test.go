@@ -15,7 +15,7 @@ import (
 func TestRuntime_AdoptsContainersAfterRestart(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.LogMaxSize = -1 })
 	pod := h.runPod("survivor")
-	long := h.run(pod, containerConfig("long", "print-lines", "100000000"))
+	long := h.run(pod, containerConfig("long", "tick", "5"))
 	short := h.run(pod, containerConfig("short", "sh", "-c", "exit 7"))
 	waitForLog(t, h, long, "stdout")
 

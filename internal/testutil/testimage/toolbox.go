@@ -23,7 +23,7 @@ func ToolboxCommands() []string {
 		"cat", "echo", "env", "exit", "false", "fetch", "forkbomb", "hog",
 		"hostname", "id", "ifaces", "ls", "mkdir", "mknod", "mounts",
 		"print-lines", "ps", "pwd", "read-stdin", "rm", "serve-http",
-		"serve-tcp", "sh", "signals", "sleep", "spin", "stat", "tar", "touch",
+		"serve-tcp", "sh", "signals", "sleep", "spin", "stat", "tar", "tick", "touch",
 		"true", "write",
 	}
 }

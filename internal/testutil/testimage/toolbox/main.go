@@ -61,6 +61,7 @@ func commands() map[string]command {
 		"serve-http":  {"serve-http PORT [TEXT]", serveHTTP},
 		"serve-tcp":   {"serve-tcp PORT", serveTCP},
 		"print-lines": {"print-lines N [stderr]", printLines},
+		"tick":        {"tick MILLISECONDS", tick},
 		"read-stdin":  {"read-stdin", readStdin},
 		"mounts":      {"mounts", mounts},
 		"ps":          {"ps", ps},
@@ -485,6 +486,26 @@ func serveTCP(args []string) int {
 			defer c.Close()
 			io.Copy(c, c) //nolint:errcheck // echo until the peer closes
 		}()
+	}
+}
+
+// tick prints "tick N" every interval until it is killed: output that
+// keeps coming at a steady, small rate.
+func tick(args []string) int {
+	if len(args) != 1 {
+		return fail("usage: tick MILLISECONDS")
+	}
+	ms, err := strconv.Atoi(args[0])
+	if err != nil || ms <= 0 {
+		return fail("tick: invalid interval %q", args[0])
+	}
+	t := time.NewTicker(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	for i := 1; ; i++ {
+		if _, err := fmt.Printf("tick %d\n", i); err != nil {
+			return 1
+		}
+		<-t.C
 	}
 }
 
