@@ -165,6 +165,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if r.cfg.Images == nil {
 		return "", fmt.Errorf("container runtime has no image store: %w", ErrNotReady)
 	}
+	release, err := r.acquireStart(ctx)
+	if err != nil {
+		return "", fmt.Errorf("container %s: %w", cfg.GetMetadata().GetName(), err)
+	}
+	defer release()
 	id := newID()
 	name := containerName(cfg.GetMetadata(), s.config.GetMetadata())
 	if err := r.reserveName(name, id); err != nil {

@@ -33,6 +33,11 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if m.GetName() == "" || m.GetNamespace() == "" || m.GetUid() == "" {
 		return "", fmt.Errorf("sandbox config: metadata needs name, namespace and uid: %w", ErrInvalid)
 	}
+	release, err := r.acquireStart(ctx)
+	if err != nil {
+		return "", fmt.Errorf("sandbox %s: %w", sandboxName(m), err)
+	}
+	defer release()
 	id := newID()
 	name := sandboxName(m)
 	if err := r.reserveName(name, id); err != nil {
