@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/skiff-sh/skiff/internal/testutil/hostclean"
 	"github.com/skiff-sh/skiff/internal/testutil/testimage"
 )
 
@@ -290,33 +288,8 @@ func waitNoOtherAgents(ctx context.Context, timeout, quiet time.Duration) error 
 // agent runs now, the pod bridge, the nftables table and the empty
 // kubepods tree.
 func cleanupHost(dataDir, ns string, podUIDs, sandboxIDs []string, logf func(string, ...any)) {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(cmdline, []byte(dataDir)) {
-			logf("cleanup: killing leftover process %d (%s)", pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
-		var mounts []string
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) > 4 && strings.HasPrefix(fields[4], dataDir) {
-				mounts = append(mounts, fields[4])
-			}
-		}
-		f.Close()
-		sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
-		for _, m := range mounts {
-			syscall.Unmount(m, syscall.MNT_DETACH)
-		}
-	}
+	hostclean.KillNaming(dataDir, logf)
+	hostclean.UnmountUnder(dataDir)
 
 	// Our pods' cgroups: kill what is left in them, then remove them.
 	ours := map[string]bool{}
@@ -335,7 +308,7 @@ func cleanupHost(dataDir, ns string, podUIDs, sandboxIDs []string, logf func(str
 			}
 			if ours[d.Name()] {
 				killCgroupTree(p)
-				removeCgroupTree(p)
+				hostclean.RemoveCgroupTree(p)
 				return filepath.SkipDir
 			}
 			return nil
@@ -359,7 +332,7 @@ func cleanupHost(dataDir, ns string, podUIDs, sandboxIDs []string, logf func(str
 		conn.Flush()
 	}
 	for _, root := range cgroupRoots() {
-		removeCgroupTree(filepath.Join(root, "skiff", "kubepods"))
+		hostclean.RemoveCgroupTree(filepath.Join(root, "skiff", "kubepods"))
 	}
 }
 
@@ -391,25 +364,4 @@ func killCgroupTree(dir string) {
 		}
 		return nil
 	})
-}
-
-// removeCgroupTree removes a cgroup directory tree bottom up (cgroup dirs
-// are removed with rmdir; a cgroup still holding processes stays).
-func removeCgroupTree(dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			removeCgroupTree(filepath.Join(dir, e.Name()))
-		}
-	}
-	// A killed process leaves its cgroup a moment later.
-	for i := 0; i < 20; i++ {
-		if err := syscall.Rmdir(dir); err == nil || errors.Is(err, syscall.ENOENT) || !errors.Is(err, syscall.EBUSY) {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

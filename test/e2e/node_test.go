@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bufio"
-	"errors"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +11,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
+
+	"github.com/skiff-sh/skiff/internal/testutil/hostclean"
 )
 
 // nodeCluster starts `skiff server` with its node agent (root only) and
@@ -85,34 +84,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // cleanupNode removes what a node agent rooted in dataDir left behind.
 func cleanupNode(t *testing.T, dataDir string) {
 	// Processes whose command line names the data dir (the runtime's
-	// monitor and container inits).
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(cmdline), dataDir) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	// Mounts under the data dir, deepest first.
-	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
-		var mounts []string
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) > 4 && strings.HasPrefix(fields[4], dataDir) {
-				mounts = append(mounts, fields[4])
-			}
-		}
-		f.Close()
-		sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
-		for _, m := range mounts {
-			syscall.Unmount(m, syscall.MNT_DETACH)
-		}
-	}
+	// monitor and container inits), then mounts under it.
+	hostclean.KillNaming(dataDir, nil)
+	hostclean.UnmountUnder(dataDir)
 	if l, err := netlink.LinkByName("skiff0"); err == nil {
 		netlink.LinkDel(l)
 	}
@@ -124,23 +98,8 @@ func cleanupNode(t *testing.T, dataDir string) {
 	for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
 		hiers, _ := os.ReadDir(root)
 		for _, h := range hiers {
-			removeCgroupTree(filepath.Join(root, h.Name(), "skiff", "kubepods"))
+			hostclean.RemoveCgroupTree(filepath.Join(root, h.Name(), "skiff", "kubepods"))
 		}
-		removeCgroupTree(filepath.Join(root, "skiff", "kubepods"))
+		hostclean.RemoveCgroupTree(filepath.Join(root, "skiff", "kubepods"))
 	}
-}
-
-// removeCgroupTree removes a cgroup directory tree bottom up (cgroup dirs
-// are removed with rmdir, their files are not real files).
-func removeCgroupTree(dir string) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) || err != nil {
-		return
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			removeCgroupTree(filepath.Join(dir, e.Name()))
-		}
-	}
-	syscall.Rmdir(dir)
 }
