@@ -225,7 +225,7 @@ func TestKubelet_ConfigErrorsWaitForTheirSource(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	h.clock.Step(2 * time.Second)
+	h.clock.Step(10 * time.Second) // the retry interval, at the latest
 	h.waitPod("needs-config", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 
 	root := int64(0)
@@ -336,4 +336,38 @@ func TestKubelet_CleansStateLeftByGonePods(t *testing.T) {
 	if !h.volumes.tornDown("0b5d7c4e-gone") {
 		t.Error("volumes of the gone pod not torn down")
 	}
+}
+
+func TestKubelet_CreateContainerConfigErrorRetriesEveryTenSeconds(t *testing.T) {
+	h := newHarness(t)
+	pod := simplePod("waits")
+	pod.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "never"}}}}
+	h.createPod(pod)
+	failures := func() int32 {
+		events, err := h.client.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int32
+		for _, e := range events.Items {
+			if e.InvolvedObject.Name == "waits" && e.Reason == "Failed" {
+				n += max(e.Count, 1)
+			}
+		}
+		return n
+	}
+	eventually(t, "a Failed event", func() (bool, string) { return failures() > 0, "none" })
+	// The kubelet's own status writes come back as pod updates and may
+	// bring a try or two at once; then the pod is quiet.
+	time.Sleep(500 * time.Millisecond)
+	settled := failures()
+	// Each try records an event: tries come every 10s, as upstream's pod
+	// worker backs off after a failed sync, not faster.
+	h.clock.Step(5 * time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if n := failures(); n != settled {
+		t.Fatalf("%d Failed events 5s later, want still %d", n, settled)
+	}
+	h.clock.Step(5 * time.Second)
+	eventually(t, "another try after 10s", func() (bool, string) { return failures() == settled+1, fmt.Sprint(failures()) })
 }

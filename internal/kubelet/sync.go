@@ -449,7 +449,7 @@ func (k *Kubelet) execute(ctx context.Context, w *podWorker, pod *corev1.Pod, rp
 				// Show ImagePullBackOff soon, and retry when it ends.
 				k.wakeAfter(w, time.Second)
 			} else {
-				k.wakeAfter(w, 2*time.Second)
+				k.wakeAfter(w, startRetry)
 			}
 			if isInitContainer(pod, c.Name) {
 				return // init containers run one at a time
@@ -459,6 +459,12 @@ func (k *Kubelet) execute(ctx context.Context, w *podWorker, pod *corev1.Pod, rp
 		delete(w.waiting, c.Name)
 	}
 }
+
+// startRetry is how long a container that could not be created (a
+// missing configMap, a refused security context, a runtime error) waits
+// before the next try, as upstream's pod worker backs off after a failed
+// sync: each try records an event, so retrying faster floods them.
+const startRetry = 10 * time.Second
 
 func isInitContainer(pod *corev1.Pod, name string) bool {
 	for i := range pod.Spec.InitContainers {
