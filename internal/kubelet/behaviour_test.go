@@ -359,8 +359,15 @@ func TestKubelet_CreateContainerConfigErrorRetriesEveryTenSeconds(t *testing.T) 
 	eventually(t, "a Failed event", func() (bool, string) { return failures() > 0, "none" })
 	// The kubelet's own status writes come back as pod updates and may
 	// bring a try or two at once; then the pod is quiet.
-	time.Sleep(500 * time.Millisecond)
 	settled := failures()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		n := failures()
+		if n == settled {
+			break
+		}
+		settled = n
+	}
 	// Each try records an event: tries come every 10s, as upstream's pod
 	// worker backs off after a failed sync, not faster.
 	h.clock.Step(5 * time.Second)
