@@ -317,7 +317,7 @@ func TestNetwork_Portmap(t *testing.T) {
 	// portmap writes its rules with the nft or iptables command.
 	if _, err := exec.LookPath("nft"); err != nil {
 		if _, err := exec.LookPath("iptables"); err != nil {
-			t.Skip("skipping: the portmap plugin needs the nft or iptables command, and this host has neither")
+			testutil.SkipUnlessRequired(t, "the portmap plugin needs the nft or iptables command, and this host has neither")
 		}
 	}
 	e := newEnv(t, dir)

@@ -70,7 +70,7 @@ func TestHostPort_ReachableFromEverywhere(t *testing.T) {
 func testHostPortsReachable(t *testing.T, bridgeNF string) {
 	n, other := newNodeOnLAN(t, "10.42.0.0/24")
 	if !trySysctl(t, n.ns, "net.bridge.bridge-nf-call-iptables", bridgeNF) && bridgeNF == "1" {
-		t.Skip("br_netfilter is not loaded on this host")
+		testutil.SkipUnlessRequired(t, "br_netfilter is not loaded on this host")
 	}
 	a := n.newPod(t, "a", tcp(18080, 8080), udp(18081, 8081))
 	onlyLAN := tcp(18082, 8082)
