@@ -179,7 +179,7 @@ func (c slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 		attrs = append(attrs, k, v)
 	}
 	level := slog.LevelDebug
-	if e.Level >= zapcore.ErrorLevel && !c.closing.Load() {
+	if e.Level >= zapcore.ErrorLevel && !c.closing.Load() && !harmlessEtcdErrors[e.Message] {
 		level = slog.LevelError
 	}
 	c.logger.Log(context.Background(), level, e.Message, attrs...)
@@ -187,3 +187,11 @@ func (c slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 }
 
 func (c slogCore) Sync() error { return nil }
+
+// harmlessEtcdErrors are errors etcd logs in normal operation of an
+// embedded member; they go to debug, not to a user's screen.
+var harmlessEtcdErrors = map[string]bool{
+	// A new member's storage-version monitor runs before the member has
+	// a term; it tries again and succeeds.
+	"failed to update storage version": true,
+}
