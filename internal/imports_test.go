@@ -55,6 +55,14 @@ func TestImportGraph(t *testing.T) {
 			applies:   func(p string) bool { return under(p, "internal/registry") },
 			forbidden: func(imp string) bool { return under(imp, "internal/apiserver") || under(imp, "internal/server") },
 		},
+		{
+			// go list's Imports leave out test files, so this allows the
+			// controllers' tests and nothing else. (internal/testutil has
+			// no such rule: the benchmarks under bench use it.)
+			name:      "the controllers' test harness is for tests only",
+			applies:   func(p string) bool { return !under(p, "internal/controller/controllertest") },
+			forbidden: func(imp string) bool { return under(imp, "internal/controller/controllertest") },
+		},
 	}
 	for {
 		var p pkg

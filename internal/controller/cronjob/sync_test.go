@@ -97,10 +97,10 @@ func TestSync(t *testing.T) {
 				cj.Status.LastScheduleTime = ptrTo(metav1.NewTime(t0.Add(-5 * time.Minute)))
 			}))
 			h.sync("12:00 is due: create its job", "ns/tick")
-			h.refresh()
+			h.Refresh()
 			h.clock.Step(time.Minute)
 			h.sync("12:01: nothing due; next at 12:05", "ns/tick")
-			h.golden()
+			h.Golden()
 		}},
 		{"waits_for_the_first_start", func(t *testing.T) {
 			h := newHarness(t, utc, newCronJob("hourly", "@hourly", func(cj *batchv1.CronJob) {
@@ -108,7 +108,7 @@ func TestSync(t *testing.T) {
 			}))
 			h.clock.Step(time.Minute)
 			h.sync("created after 12:00: first start at 13:00", "ns/hourly")
-			h.golden()
+			h.Golden()
 		}},
 		{"forbid_skips_a_start_while_a_job_runs", func(t *testing.T) {
 			cj := newCronJob("f", "*/5 * * * *", func(cj *batchv1.CronJob) {
@@ -119,7 +119,7 @@ func TestSync(t *testing.T) {
 			withActive(prev)(cj)
 			h := newHarness(t, utc, cj, prev)
 			h.sync("previous job still running: skip 12:00", "ns/f")
-			h.golden()
+			h.Golden()
 		}},
 		{"replace_deletes_the_running_job", func(t *testing.T) {
 			cj := newCronJob("r", "*/5 * * * *", func(cj *batchv1.CronJob) {
@@ -130,7 +130,7 @@ func TestSync(t *testing.T) {
 			withActive(prev)(cj)
 			h := newHarness(t, utc, cj, prev)
 			h.sync("12:00: delete the 11:55 job, create the new one", "ns/r")
-			h.golden()
+			h.Golden()
 		}},
 		{"records_completed_jobs", func(t *testing.T) {
 			cj := newCronJob("c", "*/5 * * * *", func(cj *batchv1.CronJob) {
@@ -141,9 +141,9 @@ func TestSync(t *testing.T) {
 			h := newHarness(t, utc, cj, done)
 			h.clock.Step(2 * time.Minute)
 			h.setJob(h.jobs(ns)[0], finished(batchv1.JobComplete, t0, t0.Add(time.Minute)))
-			h.refresh()
+			h.Refresh()
 			h.sync("job complete: out of active, lastSuccessfulTime", "ns/c")
-			h.golden()
+			h.Golden()
 		}},
 		{"history_limits_delete_the_oldest_finished_jobs", func(t *testing.T) {
 			cj := newCronJob("h", "@hourly", func(cj *batchv1.CronJob) {
@@ -161,7 +161,7 @@ func TestSync(t *testing.T) {
 			}
 			h := newHarness(t, utc, objs...)
 			h.sync("five succeeded (keep 3), two failed (keep 1)", "ns/h")
-			h.golden()
+			h.Golden()
 		}},
 		{"drops_active_jobs_that_went_missing", func(t *testing.T) {
 			cj := newCronJob("m", "@hourly", func(cj *batchv1.CronJob) {
@@ -171,7 +171,7 @@ func TestSync(t *testing.T) {
 			withActive(gone)(cj)
 			h := newHarness(t, utc, cj)
 			h.sync("active job not in the cache nor the API: MissingJob", "ns/m")
-			h.golden()
+			h.Golden()
 		}},
 		{"misses_a_start_past_its_deadline", func(t *testing.T) {
 			h := newHarness(t, utc, newCronJob("late", "0 * * * *", func(cj *batchv1.CronJob) {
@@ -180,17 +180,17 @@ func TestSync(t *testing.T) {
 			}))
 			h.clock.Step(10 * time.Second)
 			h.sync("12:00 is 10s late, within the 30s deadline: run", "ns/late")
-			h.refresh()
+			h.Refresh()
 			h.clock.Step(time.Hour + time.Minute)
 			h.sync("13:00 is a minute late, past the 30s deadline: skipped, next at 14:00", "ns/late")
-			h.golden()
+			h.Golden()
 		}},
 		{"warns_of_too_many_missed_starts", func(t *testing.T) {
 			h := newHarness(t, utc, newCronJob("every", "* * * * *", func(cj *batchv1.CronJob) {
 				cj.CreationTimestamp = metav1.NewTime(t0.Add(-200 * time.Minute))
 			}))
 			h.sync("200 starts missed: warn, run only the latest", "ns/every")
-			h.golden()
+			h.Golden()
 		}},
 		{"runs_in_its_time_zone", func(t *testing.T) {
 			h := newHarness(t, utc, newCronJob("tokyo", "0 9 * * *", func(cj *batchv1.CronJob) {
@@ -198,7 +198,7 @@ func TestSync(t *testing.T) {
 				cj.CreationTimestamp = metav1.NewTime(t0.Add(-13 * time.Hour))
 			}))
 			h.sync("09:00 in Tokyo is 00:00 UTC: run it, next tomorrow", "ns/tokyo")
-			h.golden()
+			h.Golden()
 		}},
 		{"adopts_its_job_after_a_lost_status_write", func(t *testing.T) {
 			cj := newCronJob("lost", "*/5 * * * *", func(cj *batchv1.CronJob) {
@@ -210,7 +210,7 @@ func TestSync(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.sync("the job exists in the API, not the cache: track it", "ns/lost")
-			h.golden()
+			h.Golden()
 		}},
 		{"suspended_and_deleted_cronjobs_start_nothing", func(t *testing.T) {
 			h := newHarness(t, utc,
@@ -222,7 +222,7 @@ func TestSync(t *testing.T) {
 			)
 			h.sync("suspended", "ns/s")
 			h.sync("being deleted", "ns/d")
-			h.golden()
+			h.Golden()
 		}},
 		{"reports_bad_schedules_and_time_zones", func(t *testing.T) {
 			h := newHarness(t, utc,
@@ -235,7 +235,7 @@ func TestSync(t *testing.T) {
 			h.sync("schedule that never fires twice", "ns/never")
 			h.sync("no such cronjob", "ns/missing")
 			h.sync("malformed key", "a/b/c")
-			h.golden()
+			h.Golden()
 		}},
 	}
 	for _, tc := range cases {

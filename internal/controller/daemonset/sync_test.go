@@ -83,7 +83,7 @@ func (h *harness) readyAll() {
 			h.setPod(p, ready)
 		}
 	}
-	h.refresh()
+	h.Refresh()
 }
 
 // TestSync drives the controller through DaemonSet placements and
@@ -101,10 +101,10 @@ func TestSync(t *testing.T) {
 				newNode("cordoned-not-ready", taint(corev1.TaintNodeUnschedulable, corev1.TaintEffectNoSchedule), taint(corev1.TaintNodeNotReady, corev1.TaintEffectNoExecute)),
 			)
 			h.sync("revision 1; pods on plain and cordoned-not-ready, none on the tainted gpu node", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.readyAll()
 			h.sync("pods seen and ready: status", "ns/agent")
-			h.golden()
+			h.Golden()
 		}},
 		{"honours_node_selector_and_affinity", func(t *testing.T) {
 			h := newHarness(t, nil, newDS("sel", func(ds *appsv1.DaemonSet) {
@@ -120,7 +120,7 @@ func TestSync(t *testing.T) {
 				newNode("hdd-a", func(n *corev1.Node) { n.Labels["disk"], n.Labels["zone"] = "hdd", "a" }),
 			)
 			h.sync("only ssd-a fits; its pod's affinity names the node", "ns/sel")
-			h.golden()
+			h.Golden()
 		}},
 		{"host_network_pods_tolerate_network_unavailable", func(t *testing.T) {
 			h := newHarness(t, nil, newDS("cni", func(ds *appsv1.DaemonSet) {
@@ -128,37 +128,37 @@ func TestSync(t *testing.T) {
 				ds.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptrTo(int64(300))}}
 			}), newNode("fresh", taint(corev1.TaintNodeNetworkUnavailable, corev1.TaintEffectNoSchedule)))
 			h.sync("the user's not-ready toleration becomes unlimited; network-unavailable tolerated", "ns/cni")
-			h.golden()
+			h.Golden()
 		}},
 		{"follows_node_taints", func(t *testing.T) {
 			h := newHarness(t, nil, newDS("agent"), newNode("n1"), newNode("n2"))
 			h.sync("create", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.readyAll()
 			h.setNode("n1", taint("maintenance", corev1.TaintEffectNoSchedule))
 			h.setNode("n2", taint("evict", corev1.TaintEffectNoExecute))
-			h.refresh()
+			h.Refresh()
 			h.sync("NoSchedule on n1: the pod stays, misscheduled; NoExecute on n2: the pod goes", "ns/agent")
-			h.golden()
+			h.Golden()
 		}},
 		{"replaces_failed_pods_with_backoff", func(t *testing.T) {
 			h := newHarness(t, nil, newDS("agent"), newNode("n1"))
 			h.sync("create", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			fail := func(p *corev1.Pod) { p.Spec.NodeName = ""; p.Status.Phase = corev1.PodFailed }
 			h.setPod(h.pods(ns)[0], fail)
-			h.refresh()
+			h.Refresh()
 			h.sync("failed pod deleted; the error rate-limits the retry", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.sync("replacement created", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.setPod(h.pods(ns)[0], fail)
-			h.refresh()
+			h.Refresh()
 			h.sync("failed again within a second: wait out the backoff", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.clock.Step(2 * time.Second)
 			h.sync("backoff over: delete it", "ns/agent")
-			h.golden()
+			h.Golden()
 		}},
 		{"removes_extra_pods_and_pods_of_gone_nodes", func(t *testing.T) {
 			ds := newDS("agent")
@@ -172,83 +172,83 @@ func TestSync(t *testing.T) {
 			}
 			h := newHarness(t, nil, ds, newNode("n1"), mk("old", "n1", time.Hour), mk("new", "n1", time.Minute), mk("lost", "gone", time.Hour))
 			h.sync("keep the oldest on n1; delete the pod meant for a gone node", "ns/agent")
-			h.golden()
+			h.Golden()
 		}},
 		{"rolling_update_replaces_one_node_at_a_time", func(t *testing.T) {
 			h := newHarness(t, nil, newDS("agent"), newNode("n1"), newNode("n2"), newNode("n3"))
 			h.sync("create", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.readyAll()
 			h.sync("all ready", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.setDaemonSet(h.daemonSet(ns, "agent"), newTemplate("agent:2"))
-			h.refresh()
+			h.Refresh()
 			h.sync("new template: revision 2; one old pod deleted (maxUnavailable 1)", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.sync("its node gets a revision-2 pod", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.sync("not ready yet: no more deletions", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.readyAll()
 			h.sync("ready: the next old pod goes", "ns/agent")
-			h.golden()
+			h.Golden()
 		}},
 		{"rolling_update_with_surge_keeps_old_pods_until_new_are_available", func(t *testing.T) {
 			h := newHarness(t, nil, newDS("agent", func(ds *appsv1.DaemonSet) {
 				ds.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateDaemonSet{MaxUnavailable: ptrTo(intstr.FromInt32(0)), MaxSurge: ptrTo(intstr.FromInt32(1))}
 			}), newNode("n1"), newNode("n2"))
 			h.sync("create", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.readyAll()
 			h.setDaemonSet(h.daemonSet(ns, "agent"), newTemplate("agent:2"))
-			h.refresh()
+			h.Refresh()
 			h.sync("new template: a revision-2 pod beside n1's old pod", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.readyAll()
 			h.sync("new pod available: manage deletes n1's old pod", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.sync("n2 surges", "ns/agent")
-			h.golden()
+			h.Golden()
 		}},
 		{"on_delete_strategy_waits_for_deletions", func(t *testing.T) {
 			h := newHarness(t, nil, newDS("agent", func(ds *appsv1.DaemonSet) {
 				ds.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType}
 			}), newNode("n1"))
 			h.sync("create", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.readyAll()
 			h.setDaemonSet(h.daemonSet(ns, "agent"), newTemplate("agent:2"))
-			h.refresh()
+			h.Refresh()
 			h.sync("new template: revision 2, the old pod stays", "ns/agent")
-			h.golden()
+			h.Golden()
 		}},
 		{"rollback_renumbers_the_old_revision", func(t *testing.T) {
 			h := newHarness(t, nil, newDS("agent"), newNode("n1"))
 			h.sync("revision 1", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.setDaemonSet(h.daemonSet(ns, "agent"), newTemplate("agent:2"))
-			h.refresh()
+			h.Refresh()
 			h.sync("revision 2", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			h.setDaemonSet(h.daemonSet(ns, "agent"), newTemplate("agent:1"))
-			h.refresh()
+			h.Refresh()
 			h.sync("back to agent:1: its revision becomes 3", "ns/agent")
-			h.golden()
+			h.Golden()
 		}},
 		{"cleans_up_history_past_the_limit", func(t *testing.T) {
 			h := newHarness(t, nil, newDS("agent", func(ds *appsv1.DaemonSet) { ds.Spec.RevisionHistoryLimit = ptrTo(int32(1)) }), newNode("n1"))
 			h.sync("revision 1", "ns/agent")
-			h.refresh()
+			h.Refresh()
 			for _, img := range []string{"agent:2", "agent:3"} {
 				h.setDaemonSet(h.daemonSet(ns, "agent"), newTemplate(img))
-				h.refresh()
+				h.Refresh()
 				h.sync("new template "+img, "ns/agent")
-				h.refresh()
+				h.Refresh()
 			}
 			h.setDaemonSet(h.daemonSet(ns, "agent"), newTemplate("agent:4"))
-			h.refresh()
+			h.Refresh()
 			h.sync("revision 4: keep 1 old revision besides those pods use", "ns/agent")
-			h.golden()
+			h.Golden()
 		}},
 		{"adopts_orphans_and_bad_input", func(t *testing.T) {
 			orphan := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: ns, UID: "uid-orphan", Labels: map[string]string{"app": "agent"}}}
@@ -262,7 +262,7 @@ func TestSync(t *testing.T) {
 			h.sync("empty selector: refused", "ns/all")
 			h.sync("no such daemonset", "ns/missing")
 			h.sync("malformed key", "a/b/c")
-			h.golden()
+			h.Golden()
 		}},
 	}
 	for _, tc := range cases {

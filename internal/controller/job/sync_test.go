@@ -82,37 +82,37 @@ func TestSync(t *testing.T) {
 			}))
 			h.sync("first sync creates two pods", "ns/pi")
 			h.sync("a second sync before the informer saw them creates nothing", "ns/pi")
-			h.refresh()
+			h.Refresh()
 			h.sync("pods seen: nothing to do", "ns/pi")
-			h.golden()
+			h.Golden()
 		}},
 		{"counts_succeeded_pods_and_completes", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("pi", func(j *batchv1.Job) {
 				j.Spec.Completions, j.Spec.Parallelism = ptrTo(int32(2)), ptrTo(int32(2))
 			}))
 			h.sync("create", "ns/pi")
-			h.refresh()
+			h.Refresh()
 			for _, p := range h.pods(ns) {
 				h.setPod(p, succeed)
 			}
-			h.refresh()
+			h.Refresh()
 			h.sync("both pods succeeded: uncounted, finalizers removed, counted, SuccessCriteriaMet then Complete", "ns/pi")
-			h.refresh()
+			h.Refresh()
 			h.sync("finished: nothing more", "ns/pi")
-			h.golden()
+			h.Golden()
 		}},
 		{"replaces_a_failed_pod_after_backoff", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("pi"))
 			h.sync("create", "ns/pi")
-			h.refresh()
+			h.Refresh()
 			h.setPod(h.pods(ns)[0], failWith(1, t0))
 			h.clock.Step(2 * time.Second)
-			h.refresh()
+			h.Refresh()
 			h.sync("failure counted; replacement waits out the 10s backoff", "ns/pi")
-			h.refresh()
+			h.Refresh()
 			h.clock.Step(8 * time.Second)
 			h.sync("backoff over: replacement created", "ns/pi")
-			h.golden()
+			h.Golden()
 		}},
 		{"fails_after_backoff_limit", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("pi", func(j *batchv1.Job) {
@@ -120,36 +120,36 @@ func TestSync(t *testing.T) {
 				j.Spec.Parallelism, j.Spec.Completions = ptrTo(int32(2)), ptrTo(int32(4))
 			}))
 			h.sync("create", "ns/pi")
-			h.refresh()
+			h.Refresh()
 			pods := h.pods(ns)
 			h.setPod(pods[0], failWith(1, t0))
-			h.refresh()
+			h.Refresh()
 			h.sync("one failure of one allowed", "ns/pi")
-			h.refresh()
+			h.Refresh()
 			h.clock.Step(10 * time.Second)
 			h.sync("replacement", "ns/pi")
-			h.refresh()
+			h.Refresh()
 			h.setPod(h.pods(ns)[1], failWith(2, h.clock.Now()))
-			h.refresh()
+			h.Refresh()
 			h.sync("second failure: FailureTarget, the running pod is deleted", "ns/pi")
-			h.refresh()
+			h.Refresh()
 			h.sync("deleted pod gone: Failed", "ns/pi")
-			h.golden()
+			h.Golden()
 		}},
 		{"fails_past_active_deadline", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("pi", func(j *batchv1.Job) { j.Spec.ActiveDeadlineSeconds = ptrTo(int64(60)) }))
 			h.sync("create; come back at the deadline", "ns/pi")
-			h.refresh()
+			h.Refresh()
 			h.setPod(h.pods(ns)[0], runReady)
-			h.refresh()
+			h.Refresh()
 			h.clock.Step(time.Minute)
 			h.sync("deadline: FailureTarget, pod deleted", "ns/pi")
-			h.refresh()
-			h.note("the node agent confirms the pod's end")
+			h.Refresh()
+			h.Note("the node agent confirms the pod's end")
 			h.setPod(h.pods(ns)[0], failWith(137, h.clock.Now()))
-			h.refresh()
+			h.Refresh()
 			h.sync("pod failed: counted, Failed", "ns/pi")
-			h.golden()
+			h.Golden()
 		}},
 		{"indexed_job_creates_one_pod_per_index", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("idx", func(j *batchv1.Job) {
@@ -157,15 +157,15 @@ func TestSync(t *testing.T) {
 				j.Spec.Completions, j.Spec.Parallelism = ptrTo(int32(3)), ptrTo(int32(2))
 			}))
 			h.sync("indexes 0 and 1", "ns/idx")
-			h.refresh()
+			h.Refresh()
 			for _, p := range h.pods(ns) {
 				if completionIndex(p) == 1 {
 					h.setPod(p, succeed)
 				}
 			}
-			h.refresh()
+			h.Refresh()
 			h.sync("index 1 succeeded: completedIndexes, index 2 created", "ns/idx")
-			h.golden()
+			h.Golden()
 		}},
 		{"indexed_job_removes_duplicate_index", func(t *testing.T) {
 			j := newJob("idx", func(j *batchv1.Job) {
@@ -185,7 +185,7 @@ func TestSync(t *testing.T) {
 			h := newHarness(t, nil, j,
 				mk("idx-0-a", "0", t0.Add(-time.Minute)), mk("idx-0-b", "0", t0), mk("idx-9", "9", t0))
 			h.sync("the newer pod of index 0 and the out-of-range pod go", "ns/idx")
-			h.golden()
+			h.Golden()
 		}},
 		{"pod_failure_policy_fails_job", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("pfp", func(j *batchv1.Job) {
@@ -197,33 +197,33 @@ func TestSync(t *testing.T) {
 				j.Spec.Parallelism, j.Spec.Completions = ptrTo(int32(2)), ptrTo(int32(2))
 			}))
 			h.sync("create", "ns/pfp")
-			h.refresh()
+			h.Refresh()
 			pods := h.pods(ns)
 			h.setPod(pods[0], func(p *corev1.Pod) {
 				failWith(137, t0)(p)
 				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}}
 			})
-			h.refresh()
+			h.Refresh()
 			h.sync("disruption ignored: not counted, replaced after backoff", "ns/pfp")
-			h.refresh()
+			h.Refresh()
 			h.setPod(pods[1], failWith(42, t0))
-			h.refresh()
+			h.Refresh()
 			h.sync("exit code 42: FailureTarget PodFailurePolicy", "ns/pfp")
-			h.golden()
+			h.Golden()
 		}},
 		{"suspend_deletes_pods_and_resume_restarts_the_clock", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("s", func(j *batchv1.Job) { j.Spec.Parallelism = ptrTo(int32(1)) }))
 			h.sync("create", "ns/s")
-			h.refresh()
+			h.Refresh()
 			h.setJob(h.job(ns, "s"), func(j *batchv1.Job) { j.Spec.Suspend = ptrTo(true); j.Generation++ })
-			h.refresh()
+			h.Refresh()
 			h.sync("suspended: finalizer removed, pod deleted, Suspended condition", "ns/s")
-			h.refresh()
+			h.Refresh()
 			h.clock.Step(time.Hour)
 			h.setJob(h.job(ns, "s"), func(j *batchv1.Job) { j.Spec.Suspend = ptrTo(false); j.Generation++ })
-			h.refresh()
+			h.Refresh()
 			h.sync("resumed: condition False, startTime reset, pod created", "ns/s")
-			h.golden()
+			h.Golden()
 		}},
 		{"deletes_finished_job_after_ttl", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("ttl", func(j *batchv1.Job) {
@@ -233,23 +233,23 @@ func TestSync(t *testing.T) {
 			h.sync("finished: wait for the TTL", "ns/ttl")
 			h.clock.Step(100 * time.Second)
 			h.sync("TTL passed: recheck and delete in the foreground", "ns/ttl")
-			h.golden()
+			h.Golden()
 		}},
 		{"work_queue_job_completes_when_all_pods_end", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("wq", func(j *batchv1.Job) {
 				j.Spec.Completions, j.Spec.Parallelism = nil, ptrTo(int32(2))
 			}))
 			h.sync("create", "ns/wq")
-			h.refresh()
+			h.Refresh()
 			pods := h.pods(ns)
 			h.setPod(pods[0], succeed)
-			h.refresh()
+			h.Refresh()
 			h.sync("one success: no new pods, the other keeps running", "ns/wq")
-			h.refresh()
+			h.Refresh()
 			h.setPod(pods[1], succeed)
-			h.refresh()
+			h.Refresh()
 			h.sync("all ended: Complete", "ns/wq")
-			h.golden()
+			h.Golden()
 		}},
 		{"success_policy_completes_indexed_job_early", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("sp", func(j *batchv1.Job) {
@@ -258,17 +258,17 @@ func TestSync(t *testing.T) {
 				j.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededIndexes: ptrTo("0")}}}
 			}))
 			h.sync("create", "ns/sp")
-			h.refresh()
+			h.Refresh()
 			for _, p := range h.pods(ns) {
 				if completionIndex(p) == 0 {
 					h.setPod(p, succeed)
 				}
 			}
-			h.refresh()
+			h.Refresh()
 			h.sync("index 0 succeeded: SuccessCriteriaMet, the others deleted", "ns/sp")
-			h.refresh()
+			h.Refresh()
 			h.sync("others gone: Complete", "ns/sp")
-			h.golden()
+			h.Golden()
 		}},
 		{"on_failure_restarts_count_toward_backoff_limit", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("of", func(j *batchv1.Job) {
@@ -276,14 +276,14 @@ func TestSync(t *testing.T) {
 				j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
 			}))
 			h.sync("create", "ns/of")
-			h.refresh()
+			h.Refresh()
 			h.setPod(h.pods(ns)[0], func(p *corev1.Pod) {
 				runReady(p)
 				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", RestartCount: 2}}
 			})
-			h.refresh()
+			h.Refresh()
 			h.sync("two restarts: backoff limit reached", "ns/of")
-			h.golden()
+			h.Golden()
 		}},
 		{"adopts_orphan_and_releases_mismatched_pod", func(t *testing.T) {
 			j := newJob("a")
@@ -292,7 +292,7 @@ func TestSync(t *testing.T) {
 				Labels: map[string]string{"app": "other"}, OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(j, jobKind)}}}
 			h := newHarness(t, nil, j, orphan, stray)
 			h.sync("adopt the orphan, release the stray", "ns/a")
-			h.golden()
+			h.Golden()
 		}},
 		{"removes_finalizer_from_pod_of_deleted_job", func(t *testing.T) {
 			j := newJob("gone")
@@ -301,7 +301,7 @@ func TestSync(t *testing.T) {
 				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(j, jobKind)}}}
 			h := newHarness(t, nil, p)
 			h.syncOrphan("job gone: finalizer removed", "ns/left")
-			h.golden()
+			h.Golden()
 		}},
 		{"retries_failed_pod_creation", func(t *testing.T) {
 			h := newHarness(t, nil, newJob("e", func(j *batchv1.Job) { j.Spec.Parallelism, j.Spec.Completions = ptrTo(int32(3)), ptrTo(int32(3)) }))
@@ -314,9 +314,9 @@ func TestSync(t *testing.T) {
 				return false, nil, nil
 			})
 			h.sync("first create fails: slow start stops, error returned", "ns/e")
-			h.refresh()
+			h.Refresh()
 			h.sync("retry creates all three", "ns/e")
-			h.golden()
+			h.Golden()
 		}},
 		{"skips_jobs_managed_elsewhere_and_bad_input", func(t *testing.T) {
 			h := newHarness(t, nil,
@@ -329,7 +329,7 @@ func TestSync(t *testing.T) {
 			h.sync("no backoffLimit (not written through the API): event only", "ns/nolimit")
 			h.sync("no such job", "ns/missing")
 			h.sync("malformed key", "a/b/c")
-			h.golden()
+			h.Golden()
 		}},
 	}
 	for _, tc := range cases {

@@ -77,15 +77,15 @@ func (h *harness) readyAll() {
 			h.setPod(p, runReady)
 		}
 	}
-	h.refresh()
+	h.Refresh()
 }
 
 // step refreshes the caches, syncs, and refreshes again.
 func (h *harness) step(title, key string) {
 	h.t.Helper()
-	h.refresh()
+	h.Refresh()
 	h.sync(title, key)
-	h.refresh()
+	h.Refresh()
 }
 
 // TestSync drives the controller through StatefulSet lifecycles, one sync
@@ -105,14 +105,14 @@ func TestSync(t *testing.T) {
 			h.step("web-1 ready: web-2", "ns/web")
 			h.readyAll()
 			h.step("all ready: status", "ns/web")
-			h.golden()
+			h.Golden()
 		}},
 		{"parallel_creates_and_deletes_without_waiting", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("web", 3, func(set *appsv1.StatefulSet) { set.Spec.PodManagementPolicy = appsv1.ParallelPodManagement }))
 			h.step("all three at once", "ns/web")
 			h.setSet(h.set(ns, "web"), scale(1))
 			h.step("scale to 1: web-1 and web-2 at once, ready or not", "ns/web")
-			h.golden()
+			h.Golden()
 		}},
 		{"ordered_scale_down_from_the_highest_ordinal", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("web", 3))
@@ -125,7 +125,7 @@ func TestSync(t *testing.T) {
 			h.step("web-2 terminating: wait", "ns/web")
 			h.readyAll()
 			h.step("web-2 gone: web-1", "ns/web")
-			h.golden()
+			h.Golden()
 		}},
 		{"recreates_failed_and_completed_pods", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("web", 2, func(set *appsv1.StatefulSet) { set.Spec.PodManagementPolicy = appsv1.ParallelPodManagement }))
@@ -134,7 +134,7 @@ func TestSync(t *testing.T) {
 			h.setPod(h.pod(ns, "web-0"), func(p *corev1.Pod) { p.Spec.NodeName = ""; p.Status.Phase = corev1.PodFailed })
 			h.setPod(h.pod(ns, "web-1"), func(p *corev1.Pod) { p.Spec.NodeName = ""; p.Status.Phase = corev1.PodSucceeded })
 			h.step("both ended: deleted and created anew", "ns/web")
-			h.golden()
+			h.Golden()
 		}},
 		{"rolling_update_goes_from_the_highest_ordinal_down", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("web", 3))
@@ -158,7 +158,7 @@ func TestSync(t *testing.T) {
 			h.step("web-0 recreated", "ns/web")
 			h.readyAll()
 			h.step("all updated and ready: currentRevision moves", "ns/web")
-			h.golden()
+			h.Golden()
 		}},
 		{"partition_keeps_lower_ordinals", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("web", 3, func(set *appsv1.StatefulSet) {
@@ -175,7 +175,7 @@ func TestSync(t *testing.T) {
 			h.step("web-2 recreated at revision 2", "ns/web")
 			h.readyAll()
 			h.step("web-2 ready: web-0 and web-1 stay, currentRevision stays", "ns/web")
-			h.golden()
+			h.Golden()
 		}},
 		{"on_delete_updates_only_deleted_pods", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("web", 2, func(set *appsv1.StatefulSet) {
@@ -191,7 +191,7 @@ func TestSync(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.step("web-1 deleted by hand: recreated at revision 2", "ns/web")
-			h.golden()
+			h.Golden()
 		}},
 		{"rollback_renumbers_the_old_revision", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("web", 1))
@@ -201,7 +201,7 @@ func TestSync(t *testing.T) {
 			h.step("revision 2", "ns/web")
 			h.setSet(h.set(ns, "web"), image("db:1"))
 			h.step("back to db:1: its revision becomes 3", "ns/web")
-			h.golden()
+			h.Golden()
 		}},
 		{"volume_claim_templates_get_a_claim_per_pod", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("db", 1, func(set *appsv1.StatefulSet) {
@@ -215,7 +215,7 @@ func TestSync(t *testing.T) {
 				}}
 			}))
 			h.step("claim data-db-0, then db-0 using it in place of the template's volume", "ns/db")
-			h.golden()
+			h.Golden()
 		}},
 		{"stalls_when_claims_cannot_be_created", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("db", 1, func(set *appsv1.StatefulSet) {
@@ -226,7 +226,7 @@ func TestSync(t *testing.T) {
 			}
 			h.client.PrependReactor("create", "persistentvolumeclaims", notServed)
 			h.step("no claims: no pod, FailedCreate", "ns/db")
-			h.golden()
+			h.Golden()
 		}},
 		{"fixes_identity_and_adopts_orphans", func(t *testing.T) {
 			set := newSet("web", 2, func(set *appsv1.StatefulSet) {
@@ -241,7 +241,7 @@ func TestSync(t *testing.T) {
 			stranger := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other-0", Namespace: ns, Labels: map[string]string{"app": "web"}}}
 			h := newHarness(t, nil, set, drifted, orphan, stranger)
 			h.step("web-1 adopted, web-0's labels fixed, other-0 (not named for the set) left alone", "ns/web")
-			h.golden()
+			h.Golden()
 		}},
 		{"start_ordinal_and_bad_input", func(t *testing.T) {
 			h := newHarness(t, nil,
@@ -252,7 +252,7 @@ func TestSync(t *testing.T) {
 			h.step("empty selector: refused", "ns/all")
 			h.step("no such statefulset", "ns/missing")
 			h.step("malformed key", "a/b/c")
-			h.golden()
+			h.Golden()
 		}},
 		{"reports_create_errors", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("web", 2))
@@ -260,7 +260,7 @@ func TestSync(t *testing.T) {
 				return true, nil, apierrors.NewForbidden(podsGVR.GroupResource(), "web-0", errors.New("exceeded quota"))
 			})
 			h.step("create refused: FailedCreate, error, status still written", "ns/web")
-			h.golden()
+			h.Golden()
 		}},
 		{"truncates_history", func(t *testing.T) {
 			h := newHarness(t, nil, newSet("web", 1, func(set *appsv1.StatefulSet) {
@@ -273,7 +273,7 @@ func TestSync(t *testing.T) {
 				h.step("template "+img+" (web-0 keeps revision 1 alive)", "ns/web")
 			}
 			h.clock.Step(time.Second)
-			h.golden()
+			h.Golden()
 		}},
 	}
 	for _, tc := range cases {
