@@ -281,7 +281,7 @@ func BenchmarkContainerStart(b *testing.B) {
 // BenchmarkMonitorMemory starts containers that sleep and reports what
 // they cost in helper processes: the growth of the monitor's memory per
 // container (RSS, PSS and private memory from /proc/<pid>/smaps_rollup),
-// and the fixed cost of the monitor and its warm init.
+// and the fixed cost of the monitor.
 func BenchmarkMonitorMemory(b *testing.B) {
 	h := newHarness(b)
 	pod := h.runPod("mem")
@@ -297,15 +297,6 @@ func BenchmarkMonitorMemory(b *testing.B) {
 	per := func(k string) float64 { return (after[k] - before[k]) / n / 1024 }
 	b.Logf("monitor growth per running container (%d containers): RSS %.3f MB, PSS %.3f MB, private %.3f MB", n, per("Rss"), per("Pss"), per("Private"))
 	b.Logf("monitor itself: RSS %.2f MB, PSS %.2f MB, private %.2f MB", after["Rss"]/1024, after["Pss"]/1024, after["Private"]/1024)
-	// The monitor's children outside any container cgroup are its warm
-	// inits.
-	for _, w := range h.warmInits(rec.Pid) {
-		if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", w)); err != nil || strings.Contains(string(cg), "/"+h.parent+"/") {
-			continue
-		}
-		m := smaps(b, w)
-		b.Logf("warm init %d: RSS %.2f MB, PSS %.2f MB, private %.2f MB", w, m["Rss"]/1024, m["Pss"]/1024, m["Private"]/1024)
-	}
 	b.ReportMetric(per("Rss"), "RSS-MB/container")
 	b.ReportMetric(per("Pss"), "PSS-MB/container")
 	b.ReportMetric(after["Rss"]/1024, "monitor-RSS-MB")

@@ -39,10 +39,6 @@ type Config struct {
 	// SeccompProfileRoot is where relative Localhost seccomp profiles are
 	// found (default: Root/seccomp).
 	SeccompProfileRoot string
-	// WarmInits is how many container inits the monitor keeps started
-	// ahead of time, off the path of CreateContainer (0: 1; negative:
-	// none).
-	WarmInits int
 	// StopTimeout bounds how long StopContainer waits after SIGKILL
 	// (default 10s).
 	StopTimeout time.Duration
@@ -73,12 +69,6 @@ func (c *Config) validate() error {
 	}
 	if c.SeccompProfileRoot == "" {
 		c.SeccompProfileRoot = filepath.Join(c.Root, "seccomp")
-	}
-	if c.WarmInits == 0 {
-		c.WarmInits = 1
-	}
-	if c.WarmInits < 0 {
-		c.WarmInits = 0
 	}
 	if c.StopTimeout == 0 {
 		c.StopTimeout = 10 * time.Second

@@ -322,6 +322,10 @@ func (r *Runtime) startInit(ctx context.Context, c *ctr, cfg shim.Config, res *c
 	child.Close()
 	if err != nil {
 		parent.Close()
+		var setup *shim.SetupError
+		if errors.As(err, &setup) {
+			return fmt.Errorf("%w: %s", ErrInvalid, setup.Reason)
+		}
 		return fmt.Errorf("start init: %w", err)
 	}
 	initStart, _ := startTime(pid)

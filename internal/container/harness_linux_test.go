@@ -167,8 +167,8 @@ func (h *harness) monitor() monitorRecord {
 	return rec
 }
 
-// warmInits lists the monitor's idle children.
-func (h *harness) warmInits(monitor int) []int {
+// children lists the monitor's children: its container inits.
+func (h *harness) children(monitor int) []int {
 	var out []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {

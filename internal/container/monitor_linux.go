@@ -33,7 +33,7 @@ func (r *Runtime) ensureMonitor() error {
 		}
 	}
 	if !alive {
-		proc, err := shim.StartMonitor(r.cfg.Root, r.cfg.WarmInits)
+		proc, err := shim.StartMonitor(r.cfg.Root)
 		if err != nil {
 			return err
 		}

@@ -79,6 +79,13 @@ func TestRuntime_BadInputLeavesNothingBehind(t *testing.T) {
 			return c
 		}(), ErrInvalid, "invalid mount source"},
 		{"MissingExecutable", containerConfig("noexec", "no-such-program"), ErrInvalid, "executable file not found"},
+		// Mounts below /proc are made by the forked init itself, which
+		// reports its errors on the sync socket.
+		{"MountBelowProcFailsInTheInit", func() *runtimeapi.ContainerConfig {
+			c := containerConfig("procmount", "true")
+			c.Mounts = []*runtimeapi.Mount{{ContainerPath: `/proc/no "such" dir`, HostPath: t.TempDir()}}
+			return c
+		}(), ErrInvalid, `on /proc/no "such" dir: no such file or directory`},
 		{"DuplicateName", containerConfig("dup", "true"), ErrAlreadyExists, "reserved"},
 		{"UnknownUser", func() *runtimeapi.ContainerConfig {
 			c := containerConfig("nouser", "true")
@@ -128,10 +135,9 @@ func (h *harness) snapshot() string {
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	n := strings.Count(string(mounts), h.root)
 	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + h.parent + "/*/*")
-	// Container processes: the monitor's children inside our cgroups
-	// (its warm inits are not in any container's cgroup).
+	// Container processes: the monitor's children inside our cgroups.
 	procs := 0
-	for _, pid := range h.warmInits(h.monitor().Pid) {
+	for _, pid := range h.children(h.monitor().Pid) {
 		if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil && strings.Contains(string(cg), "/"+h.parent+"/") {
 			procs++
 		}

@@ -14,9 +14,9 @@ import (
 )
 
 // StartMonitor starts the monitor for dir (the runtime's root), in its
-// own session, keeping warm inits ready. Its errors go to dir/monitor.log.
+// own session. Its errors go to dir/monitor.log.
 // The caller reaps it (it is the caller's child) and records its PID.
-func StartMonitor(dir string, warm int) (*os.Process, error) {
+func StartMonitor(dir string) (*os.Process, error) {
 	logf, err := os.OpenFile(path.Join(dir, MonitorLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -27,7 +27,7 @@ func StartMonitor(dir string, warm int) (*os.Process, error) {
 		return nil, err
 	}
 	defer null.Close()
-	proc, err := os.StartProcess("/proc/self/exe", []string{"skiff-monitor", dir, fmt.Sprint(warm)}, &os.ProcAttr{
+	proc, err := os.StartProcess("/proc/self/exe", []string{"skiff-monitor", dir}, &os.ProcAttr{
 		Env:   []string{ReexecEnv + "=" + RoleMonitor, "GOMAXPROCS=2", "GOGC=50"},
 		Files: []*os.File{null, logf, logf},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
@@ -112,6 +112,9 @@ func Create(dir, id, bundle string, cfg Config, sync *os.File) (int, error) {
 	var rep reply2
 	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
 		return 0, fmt.Errorf("%w: monitor: %w", ErrNotRunning, err)
+	}
+	if rep.Setup {
+		return 0, &SetupError{Reason: rep.Error}
 	}
 	if rep.Error != "" {
 		return 0, errors.New(rep.Error)

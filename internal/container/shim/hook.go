@@ -11,7 +11,6 @@ const ReexecEnv = "_SKIFF_REEXEC"
 // The roles a re-executed binary can take.
 const (
 	RoleMonitor = "monitor"
-	RoleInit    = "init"
 	RoleExec    = "exec"
 )
 
@@ -47,8 +46,6 @@ func run(role string) int {
 	switch role {
 	case RoleMonitor:
 		return runMonitor()
-	case RoleInit:
-		return runInit()
 	case RoleExec:
 		return runExecInit()
 	}

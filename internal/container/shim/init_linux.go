@@ -8,148 +8,169 @@ import (
 	"os"
 	"path"
 	"runtime"
-	"strconv"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/skiff-sh/skiff/internal/sys/caps"
-	"github.com/skiff-sh/skiff/internal/sys/memtrim"
+	"github.com/skiff-sh/skiff/internal/sys/mount"
 )
 
-// runInit is the container init: argv is [name]; fd 3 is its control
-// socket from the monitor, on which it waits for its container (an
-// Assignment with the container's stdio and the runtime's sync socket).
-// The monitor starts inits ahead of time, so that their start-up is off
-// the path of CreateContainer. It never returns on success (it execs).
-func runInit() int {
-	runtime.LockOSThread()
-	prewarm()
-	// While it waits, a warm init holds none of the executable's pages:
-	// they would count as shared with the agent, which could then not
-	// page out its own start-up code (see memtrim.Forget). The few it
-	// needs fault back in from the page cache once the container comes.
-	_, _ = memtrim.Forget()
-	a, files, err := receiveAssignment(3)
-	if err != nil {
-		logf("init: %v", err)
-		return 1
+// prepareInit readies the calling thread to fork a container's init and
+// returns the plan the child carries out (see forkInit). The thread must
+// be locked to its goroutine and never unlocked, so that it exits with
+// it: it joins the pod's namespaces, builds the container's filesystem in
+// a new mount namespace of its own, pivots into it and resolves the
+// program there. What must happen in the container's PID namespace (its
+// /proc), after the runtime has moved the init into its cgroup (the
+// cgroup namespace and mounts), or as the container's user is left to the
+// child. stdio, sync and the returned fifo descriptor belong to the
+// monitor; the caller closes the fifo once the child is forked.
+func prepareInit(s *specs.Spec, bundle string, cfg Config, stdio [3]int, sync int) (*initPlan, error) {
+	if s.Process == nil || s.Root == nil || s.Linux == nil {
+		return nil, errors.New("spec has no process, root or linux section")
 	}
-	unix.Close(3)
-	bundle := a.Bundle
-	for i := 0; i < 3; i++ {
-		if err := unix.Dup2(int(files[i].Fd()), i); err != nil {
-			logf("init: stdio: %v", err)
-			return 1
-		}
-		files[i].Close()
+	if len(s.Process.Args) == 0 {
+		return nil, errors.New("no command")
 	}
-	syncFile := files[3]
-	fail := func(err error) int {
-		json.NewEncoder(syncFile).Encode(Message{Type: "error", Error: err.Error()})
-		return 1
-	}
-	if a.Terminal {
-		if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
-			return fail(fmt.Errorf("set controlling terminal: %w", err))
-		}
-	}
-	// Join the pod's namespaces; the mount namespace comes later, fresh.
+	// Join the pod's namespaces; the mount namespace comes next, fresh.
 	for _, t := range []string{"ipc", "uts", "net"} {
-		p, ok := a.Namespaces[t]
+		p, ok := cfg.Namespaces[t]
 		if !ok {
 			continue
 		}
 		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return fail(fmt.Errorf("open %s namespace: %w", t, err))
+			return nil, fmt.Errorf("open %s namespace: %w", t, err)
 		}
 		flag := map[string]int{"ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS, "net": unix.CLONE_NEWNET}[t]
 		err = unix.Setns(fd, flag)
 		unix.Close(fd)
 		if err != nil {
-			return fail(fmt.Errorf("join %s namespace: %w", t, err))
+			return nil, fmt.Errorf("join %s namespace: %w", t, err)
 		}
 	}
-	data, err := os.ReadFile(path.Join(bundle, SpecFile))
-	if err != nil {
-		return fail(err)
+	if s.Hostname != "" && hasNamespace(s, specs.UTSNamespace) && !hasJoinedNamespace(s, specs.UTSNamespace) {
+		if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
+			return nil, fmt.Errorf("new UTS namespace: %w", err)
+		}
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return nil, fmt.Errorf("set hostname: %w", err)
+		}
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return fail(fmt.Errorf("read spec: %w", err))
+	// A fresh mount namespace, copied from the host's as it is now (so it
+	// has the rootfs, volumes and pod files the runtime mounted). The
+	// thread first stops sharing its root and working directory with the
+	// monitor's other threads.
+	if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
+		return nil, fmt.Errorf("new mount namespace: %w", err)
 	}
-	if spec.Process == nil || spec.Root == nil || spec.Linux == nil {
-		return fail(errors.New("spec has no process, root or linux section"))
-	}
-	// The fifo is opened now, while the host's filesystem is visible,
-	// and reopened for writing through /proc once set-up is done.
+	// The fifo is opened now, while the host's filesystem is visible; the
+	// child reopens it for writing through /proc once set-up is done.
 	fifo, err := unix.Open(path.Join(bundle, FifoFile), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fail(fmt.Errorf("open exec fifo: %w", err))
+		return nil, fmt.Errorf("open exec fifo: %w", err)
 	}
-
-	// Non-dumpable until exec: processes in the container must not reach
-	// this binary through /proc/<pid>/exe.
-	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-
-	// A fresh mount namespace, copied from the host's as it is now (so
-	// it has the rootfs, volumes and pod files mounted since this init
-	// was started). Other threads of this process stay where they are;
-	// only this one execs.
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return fail(fmt.Errorf("new mount namespace: %w", err))
+	p := &initPlan{stdio: stdio, sync: sync, fifo: fifo, terminal: cfg.Terminal, errnos: errnoTexts()}
+	if cfg.NewPID {
+		p.cloneFlags = unix.CLONE_NEWPID
 	}
-	// The filesystem is built while the runtime moves this process into
-	// the container's cgroup; only the cgroup namespace and the cgroup
-	// mounts wait for that.
-	if err := setupRootfs(&spec); err != nil {
-		return fail(err)
+	console := ""
+	if cfg.Terminal {
+		// The container's terminal, bound at /dev/console by its path.
+		console, _ = os.Readlink(fdPath(stdio[0]))
 	}
-	r := bufio.NewReader(syncFile)
-	line, err := r.ReadBytes('\n')
+	late, err := setupRootfs(s, console)
 	if err != nil {
-		return 1 // the runtime gave up on us
+		unix.Close(fifo)
+		return nil, err
 	}
-	var msg Message
-	if err := json.Unmarshal(line, &msg); err != nil || msg.Type != "joined" {
-		return fail(fmt.Errorf("unexpected sync message %q", line))
+	for _, m := range late {
+		p.before = append(p.before, mountSteps(m)...)
 	}
-	if hasNamespace(&spec, specs.CgroupNamespace) {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fail(fmt.Errorf("new cgroup namespace: %w", err))
+	for _, mp := range s.Linux.MaskedPaths {
+		p.before = append(p.before, step{kind: stepMask, path: cstring(mp), what: jsonText("mask " + mp)})
+	}
+	for _, rp := range s.Linux.ReadonlyPaths {
+		p.before = append(p.before, step{kind: stepReadonly, path: cstring(rp), what: jsonText("make " + rp + " read-only")})
+	}
+	if s.Root.Readonly {
+		p.before = append(p.before, step{kind: stepRemountRO, path: cstring("/"), what: jsonText("make rootfs read-only")})
+	}
+	joined, _ := json.Marshal(Message{Type: "joined"})
+	p.joined = joined
+	if hasNamespace(s, specs.CgroupNamespace) {
+		p.after = append(p.after, sysStep("new cgroup namespace", unix.SYS_UNSHARE, unix.CLONE_NEWCGROUP))
+	}
+	for _, m := range s.Mounts {
+		if isCgroupMount(m) {
+			if d := path.Clean(m.Destination); d != "/sys/fs/cgroup" {
+				dir := cstring(d)
+				mk := sysStep("create mount point "+d, unix.SYS_MKDIRAT, atFDCWD, ptr(dir), 0o755).holding(dir)
+				mk.ignore = unix.EEXIST
+				p.after = append(p.after, mk)
+			}
+			p.after = append(p.after, mountSteps(m)...)
 		}
 	}
-	if err := mountCgroups(&spec); err != nil {
-		return fail(err)
-	}
-	if spec.Hostname != "" && !hasJoinedNamespace(&spec, specs.UTSNamespace) && hasNamespace(&spec, specs.UTSNamespace) {
-		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-			return fail(fmt.Errorf("set hostname: %w", err))
-		}
-	}
-	prog, err := finishProcess(spec.Process, spec.Linux.Seccomp)
+	steps, exe, err := processSteps(s.Process, s.Linux.Seccomp)
 	if err != nil {
-		return fail(err)
+		unix.Close(fifo)
+		return nil, err
 	}
-	if err := json.NewEncoder(syncFile).Encode(Message{Type: "created"}); err != nil {
-		return 1
-	}
-	syncFile.Close()
+	p.after = append(p.after, steps...)
+	p.exe = cstring(exe)
+	p.argv, p.envv = cstrings(s.Process.Args), cstrings(s.Process.Env)
+	p.execWhat = []byte("exec " + s.Process.Args[0] + ": ")
+	p.fifoPath = cstring(fdPath(fifo))
+	p.closeSpans = closeSpans(sync, fifo)
+	return p, nil
+}
 
-	// Block until StartContainer opens the other end.
-	w, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fifo), unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "skiff-init: open exec fifo: %v\n", err)
-		return 127
+// closeSpans returns the close_range spans that close every descriptor
+// from 3 on except keep.
+func closeSpans(keep ...int) [][2]uintptr {
+	slices.Sort(keep)
+	var spans [][2]uintptr
+	lo := 3
+	for _, k := range keep {
+		if k > lo {
+			spans = append(spans, [2]uintptr{uintptr(lo), uintptr(k - 1)})
+		}
+		lo = max(lo, k+1)
 	}
-	unix.Write(w, []byte{'0'})
-	resetIgnoredSignals()
-	err = unix.Exec(prog, spec.Process.Args, spec.Process.Env)
-	msgText := fmt.Sprintf("exec %s: %v", spec.Process.Args[0], err)
-	unix.Write(w, []byte(msgText))
-	fmt.Fprintln(os.Stderr, msgText)
-	return 127
+	return append(spans, [2]uintptr{uintptr(lo), ^uintptr(0)})
+}
+
+// mountSteps are the system calls of one OCI mount done by the child, on
+// a mount point that exists: a mount, then for a bind mount its flags,
+// then its propagation.
+func mountSteps(m specs.Mount) []step {
+	o := mount.ParseOptions(m.Options)
+	dst := path.Clean(m.Destination)
+	src, target, fstype, data := cstring(m.Source), cstring(dst), cstring(m.Type), cstring(o.Data)
+	what := fmt.Sprintf("mount %s (%s) on %s", m.Source, m.Type, dst)
+	refs := []any{src, target, fstype, data}
+	var steps []step
+	if o.Bind() || m.Type == "bind" {
+		flags := uintptr(unix.MS_BIND)
+		if o.Recursive() {
+			flags |= unix.MS_REC
+		}
+		steps = append(steps, sysStep(what, unix.SYS_MOUNT, ptr(src), ptr(target), 0, flags, 0))
+		if extra := o.Flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); extra != 0 {
+			steps = append(steps, sysStep("remount "+dst, unix.SYS_MOUNT, 0, ptr(target), 0, unix.MS_REMOUNT|unix.MS_BIND|extra, 0))
+		}
+	} else {
+		steps = append(steps, sysStep(what, unix.SYS_MOUNT, ptr(src), ptr(target), ptr(fstype), o.Flags&^unix.MS_REMOUNT, ptr(data)))
+	}
+	if o.Propagation != 0 {
+		steps = append(steps, sysStep("set propagation of "+dst, unix.SYS_MOUNT, 0, ptr(target), 0, o.Propagation, 0))
+	}
+	for i := range steps {
+		steps[i].refs = refs
+	}
+	return steps
 }
 
 func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
@@ -210,46 +231,4 @@ func runExecInit() int {
 	resetIgnoredSignals()
 	err = unix.Exec(prog, p.Args, p.Env)
 	return fail(fmt.Errorf("exec %s: %w", p.Args[0], err))
-}
-
-// receiveAssignment waits on the control socket for the container.
-func receiveAssignment(fd int) (Assignment, []*os.File, error) {
-	var a Assignment
-	buf := make([]byte, 64*1024)
-	oob := make([]byte, unix.CmsgSpace(4*4))
-	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return a, nil, fmt.Errorf("wait for container: %w", err)
-	}
-	if n == 0 {
-		return a, nil, errors.New("monitor went away")
-	}
-	files := parseRights(oob[:oobn])
-	if len(files) != 4 {
-		return a, nil, fmt.Errorf("assignment with %d descriptors, want 4", len(files))
-	}
-	if err := json.Unmarshal(buf[:n], &a); err != nil {
-		return a, nil, fmt.Errorf("read assignment: %w", err)
-	}
-	return a, files, nil
-}
-
-// prewarm does, while the init waits for its container, the one-time
-// work its first use of encoding/json and the capability tables would
-// otherwise do on the container's start path.
-func prewarm() {
-	s := specs.Spec{
-		Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_CHOWN"}}, Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE"}}},
-		Root:    &specs.Root{Path: "/"},
-		Mounts:  []specs.Mount{{Destination: "/"}},
-		Linux: &specs.Linux{
-			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}},
-			Seccomp:    &specs.LinuxSeccomp{Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Args: []specs.LinuxSeccompArg{{}}}}},
-			Sysctl:     map[string]string{"a": "b"},
-		},
-		Annotations: map[string]string{"a": "b"},
-	}
-	data, _ := json.Marshal(&s)
-	json.Unmarshal(data, &specs.Spec{})
-	caps.Last()
 }

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/sys/memtrim"
@@ -26,20 +27,14 @@ const drainTimeout = 2 * time.Second
 // runtime connected before it exits.
 const idleExit = 3 * time.Second
 
-// runMonitor is the monitor's main: argv is [name, dir, warm]; stderr is
+// runMonitor is the monitor's main: argv is [name, dir]; stderr is
 // dir/monitor.log.
 func runMonitor() int {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "monitor: no state directory")
 		return 2
 	}
-	warm := 1
-	if len(os.Args) > 2 {
-		if n, err := strconv.Atoi(os.Args[2]); err == nil && n >= 0 {
-			warm = n
-		}
-	}
-	if err := monitorMain(os.Args[1], warm); err != nil {
+	if err := monitorMain(os.Args[1]); err != nil {
 		logf("monitor: %v", err)
 		return 1
 	}
@@ -52,14 +47,9 @@ func logf(format string, args ...any) {
 
 // monitor is the running monitor process.
 type monitor struct {
-	warmSize int
-
 	mu         sync.Mutex // guards everything below
 	containers map[string]*mcontainer
 	byPid      map[int]*mcontainer
-	early      map[int]ExitStatus // exits of inits not yet registered
-	warm       []*warmInit
-	warmPids   map[int]bool
 	subs       map[*os.File]struct{}
 	idleSince  time.Time
 	// exited is signalled when a child exits (watched with pidfds).
@@ -75,13 +65,6 @@ func (m *monitor) watch(pid int) {
 		default:
 		}
 	}()
-}
-
-// warmInit is an init started ahead of time, waiting for its container.
-type warmInit struct {
-	pid    int
-	newPID bool
-	ctl    *os.File
 }
 
 // mcontainer is one container the monitor holds.
@@ -107,7 +90,7 @@ type client struct {
 // the executable: before the agent trims its memory.
 const forgetDelay = time.Second
 
-func monitorMain(dir string, warm int) error {
+func monitorMain(dir string) error {
 	ignoreSignals(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGPIPE)
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
@@ -116,8 +99,7 @@ func monitorMain(dir string, warm int) error {
 		return err
 	}
 	m := &monitor{
-		warmSize: warm, containers: map[string]*mcontainer{}, byPid: map[int]*mcontainer{},
-		early: map[int]ExitStatus{}, warmPids: map[int]bool{}, subs: map[*os.File]struct{}{},
+		containers: map[string]*mcontainer{}, byPid: map[int]*mcontainer{}, subs: map[*os.File]struct{}{},
 		idleSince: time.Now(),
 	}
 	exited := make(chan struct{}, 1)
@@ -127,7 +109,6 @@ func monitorMain(dir string, warm int) error {
 		return err
 	}
 	go m.serve(ln)
-	m.refill()
 	// The monitor shares the skiff executable with the node agent and
 	// runs little of it: let go of the pages start-up touched, so that
 	// the agent's own trim can free them (see memtrim.Forget).
@@ -143,7 +124,6 @@ func monitorMain(dir string, warm int) error {
 			if m.idle() {
 				ln.Close()
 				os.Remove(MonitorSocket)
-				m.killWarm()
 				return nil
 			}
 		}
@@ -166,96 +146,6 @@ func (m *monitor) idle() bool {
 		return false
 	}
 	return time.Since(m.idleSince) > idleExit
-}
-
-func (m *monitor) killWarm() {
-	m.mu.Lock()
-	warm := m.warm
-	m.warm = nil
-	m.mu.Unlock()
-	for _, w := range warm {
-		unix.Kill(w.pid, unix.SIGKILL)
-		w.ctl.Close()
-		var ws unix.WaitStatus
-		unix.Wait4(w.pid, &ws, 0, nil)
-	}
-}
-
-// spawnInit starts an init that waits for its container on a control
-// socket. With newPID it is PID 1 of a new PID namespace.
-func (m *monitor) spawnInit(newPID bool) (*warmInit, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	parent := os.NewFile(uintptr(fds[0]), "ctl")
-	child := os.NewFile(uintptr(fds[1]), "ctl")
-	defer child.Close()
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		parent.Close()
-		return nil, err
-	}
-	defer null.Close()
-	var flags uintptr
-	if newPID {
-		flags = unix.CLONE_NEWPID
-	}
-	proc, err := os.StartProcess("/proc/self/exe", []string{"skiff-init"}, &os.ProcAttr{
-		Env:   []string{ReexecEnv + "=" + RoleInit, "GOMAXPROCS=1"},
-		Files: []*os.File{null, null, os.Stderr, child},
-		Sys:   &syscall.SysProcAttr{Cloneflags: flags, Setsid: true},
-	})
-	if err != nil {
-		parent.Close()
-		return nil, fmt.Errorf("start init: %w", err)
-	}
-	w := &warmInit{pid: proc.Pid, newPID: newPID, ctl: parent}
-	proc.Release()
-	m.watch(w.pid)
-	m.mu.Lock()
-	m.warmPids[w.pid] = true
-	m.mu.Unlock()
-	return w, nil
-}
-
-// refill tops the pool of warm inits up, in the background.
-func (m *monitor) refill() {
-	m.mu.Lock()
-	need := m.warmSize - len(m.warm)
-	m.mu.Unlock()
-	if need <= 0 {
-		return
-	}
-	go func() {
-		for i := 0; i < need; i++ {
-			w, err := m.spawnInit(true)
-			if err != nil {
-				logf("warm init: %v", err)
-				return
-			}
-			m.mu.Lock()
-			m.warm = append(m.warm, w)
-			m.mu.Unlock()
-		}
-	}()
-}
-
-// takeInit returns a warm init (or starts one) for a container.
-func (m *monitor) takeInit(newPID bool) (*warmInit, error) {
-	if newPID {
-		m.mu.Lock()
-		if n := len(m.warm); n > 0 {
-			w := m.warm[n-1]
-			m.warm = m.warm[:n-1]
-			m.mu.Unlock()
-			m.refill()
-			return w, nil
-		}
-		m.mu.Unlock()
-		defer m.refill()
-	}
-	return m.spawnInit(newPID)
 }
 
 // reap collects exited children.
@@ -281,19 +171,6 @@ func (m *monitor) reap() {
 		}
 		m.mu.Lock()
 		c := m.byPid[pid]
-		warm := m.warmPids[pid]
-		delete(m.warmPids, pid)
-		if c == nil && warm {
-			m.early[pid] = st
-			for i, w := range m.warm {
-				if w.pid == pid {
-					w.ctl.Close()
-					m.warm = append(m.warm[:i], m.warm[i+1:]...)
-					logf("warm init %d died: exit %d", pid, st.ExitCode)
-					break
-				}
-			}
-		}
 		m.mu.Unlock()
 		if c != nil {
 			go m.finish(c, st)
@@ -392,7 +269,8 @@ func (m *monitor) handle(conn *os.File) {
 	if req.Op == "create" {
 		pid, err := m.create(req, files)
 		closeFiles()
-		json.NewEncoder(conn).Encode(reply2{Pid: pid, Error: errText(err)})
+		var setup *SetupError
+		json.NewEncoder(conn).Encode(reply2{Pid: pid, Error: errText(err), Setup: errors.As(err, &setup)})
 		conn.Close()
 		return
 	}
@@ -522,46 +400,54 @@ func (m *monitor) create(req request, files []*os.File) (int, error) {
 			outputs, streams = append(outputs, r), append(streams, name)
 		}
 	}
-	stdio := []*os.File{child[0], child[1], child[2]}
+	stdio := [3]int{int(child[0].Fd()), int(child[1].Fd()), int(child[2].Fd())}
 	if cfg.Terminal {
-		stdio = []*os.File{child[0], child[0], child[0]}
+		stdio = [3]int{stdio[0], stdio[0], stdio[0]}
 	}
-	fds := []int{int(stdio[0].Fd()), int(stdio[1].Fd()), int(stdio[2].Fd()), int(files[0].Fd())}
-	msg, _ := json.Marshal(Assignment{Bundle: req.Bundle, Namespaces: cfg.Namespaces, Terminal: cfg.Terminal})
-	var w *warmInit
-	for attempt := 0; ; attempt++ {
-		if w, err = m.takeInit(cfg.NewPID); err != nil {
-			return 0, err
-		}
-		err = unix.Sendmsg(int(w.ctl.Fd()), msg, unix.UnixRights(fds...), nil, 0)
-		if err == nil {
-			break
-		}
-		// A warm init that died while waiting: try a fresh one.
-		unix.Kill(w.pid, unix.SIGKILL)
-		w.ctl.Close()
-		if attempt > 0 {
-			return 0, fmt.Errorf("hand container to init: %w", err)
-		}
+	var spec specs.Spec
+	data, err := os.ReadFile(path.Join(req.Bundle, SpecFile))
+	if err == nil {
+		err = json.Unmarshal(data, &spec)
 	}
-	defer w.ctl.Close()
-	c.pid = w.pid
-	m.mu.Lock()
-	m.containers[c.id] = c
-	m.byPid[c.pid] = c
-	delete(m.warmPids, c.pid)
-	st, gone := m.early[c.pid]
-	delete(m.early, c.pid)
-	m.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("read spec: %w", err)
+	}
+	// The init is forked from a thread that joins the container's
+	// namespaces and root: it never returns to the Go scheduler, and
+	// exits with this goroutine.
+	forked := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		p, err := prepareInit(&spec, req.Bundle, cfg, stdio, int(files[0].Fd()))
+		if err != nil {
+			forked <- &SetupError{Reason: err.Error()}
+			return
+		}
+		defer unix.Close(p.fifo)
+		// Under the lock, so that reap finds the container by its PID
+		// however soon the init exits.
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		c.pid, err = forkInit(p)
+		runtime.KeepAlive(p)
+		if err != nil {
+			forked <- fmt.Errorf("fork init: %w", err)
+			return
+		}
+		m.containers[c.id] = c
+		m.byPid[c.pid] = c
+		forked <- nil
+	}()
+	if err := <-forked; err != nil {
+		return 0, err
+	}
+	m.watch(c.pid)
 	for i, f := range outputs {
 		c.pumps.Add(1)
 		go func() {
 			defer c.pumps.Done()
 			c.pump(f, streams[i])
 		}()
-	}
-	if gone {
-		go m.finish(c, st)
 	}
 	return c.pid, nil
 }

@@ -125,7 +125,16 @@ type request struct {
 type reply2 struct {
 	Pid   int    `json:"pid,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Setup marks an Error that is a SetupError.
+	Setup bool `json:"setup,omitempty"`
 }
+
+// SetupError is a container set-up that failed because of what the
+// container asks for (a mount source that does not exist, a program that
+// is not there), as opposed to a failure of the monitor itself.
+type SetupError struct{ Reason string }
+
+func (e *SetupError) Error() string { return e.Reason }
 
 // Event is one line on an "events" connection: first a "live" snapshot
 // of the containers the monitor holds, then an "exit" for each container
@@ -134,15 +143,6 @@ type Event struct {
 	Type string   `json:"type"`
 	ID   string   `json:"id,omitempty"`
 	IDs  []string `json:"ids,omitempty"`
-}
-
-// Assignment is what the monitor sends an init on its control socket,
-// with the container's stdin, stdout, stderr and the runtime's sync
-// socket attached.
-type Assignment struct {
-	Bundle     string            `json:"bundle"`
-	Namespaces map[string]string `json:"namespaces,omitempty"`
-	Terminal   bool              `json:"terminal,omitempty"`
 }
 
 // Frames on an attach connection: a kind byte, a big-endian uint32

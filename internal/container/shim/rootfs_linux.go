@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -14,9 +13,13 @@ import (
 	"github.com/skiff-sh/skiff/internal/sys/mount"
 )
 
-// setupRootfs builds the container's filesystem in the init's new mount
-// namespace and pivots into it.
-func setupRootfs(s *specs.Spec) error {
+// setupRootfs builds the container's filesystem in the calling thread's
+// new mount namespace and pivots into it. A terminal container's console
+// is bound at /dev/console. It returns the mounts left to the init, which
+// must make them from inside the container's PID namespace: proc
+// filesystems and whatever is mounted below them. The /sys/fs/cgroup
+// mounts are left out too (see isCgroupMount).
+func setupRootfs(s *specs.Spec, console string) (late []specs.Mount, err error) {
 	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
 	if p := s.Linux.RootfsPropagation; p != "" {
 		if o := mount.ParseOptions([]string{p}); o.Propagation != 0 {
@@ -24,94 +27,90 @@ func setupRootfs(s *specs.Spec) error {
 		}
 	}
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return fmt.Errorf("set root propagation: %w", err)
+		return nil, fmt.Errorf("set root propagation: %w", err)
 	}
 	root := s.Root.Path
 	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs %s: %w", root, err)
+		return nil, fmt.Errorf("bind rootfs %s: %w", root, err)
 	}
 	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open rootfs: %w", err)
+		return nil, fmt.Errorf("open rootfs: %w", err)
 	}
 	defer unix.Close(rootfd)
 	devTmpfs := false
+	var procs []string
 	for _, m := range s.Mounts {
 		if isCgroupMount(m) {
-			continue // after the cgroup namespace: see mountCgroups
+			continue // after the cgroup namespace
+		}
+		dst := path.Clean(m.Destination)
+		if m.Type == "proc" || underAny(dst, procs) {
+			if !path.IsAbs(dst) {
+				return nil, fmt.Errorf("mount %s: destination is not absolute", m.Destination)
+			}
+			if m.Type == "proc" {
+				procs = append(procs, dst)
+				fd, err := openIn(rootfd, dst, true, true)
+				if err != nil {
+					return nil, fmt.Errorf("mount %s: create mount point: %w", dst, err)
+				}
+				unix.Close(fd)
+			}
+			late = append(late, m)
+			continue
 		}
 		if err := mountInto(rootfd, m); err != nil {
-			return err
+			return nil, err
 		}
-		if path.Clean(m.Destination) == "/dev" && m.Type == "tmpfs" {
+		if dst == "/dev" && m.Type == "tmpfs" {
 			devTmpfs = true
 		}
 	}
 	if devTmpfs {
-		if err := populateDev(rootfd, s.Process.Terminal); err != nil {
-			return err
+		if err := populateDev(rootfd, console); err != nil {
+			return nil, err
+		}
+	}
+	// Sysctls are written through the host's /proc: the network, IPC and
+	// UTS ones belong to the writer's namespaces, which are the pod's.
+	for k, v := range s.Linux.Sysctl {
+		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+			return nil, fmt.Errorf("sysctl %s=%s: %w", k, v, err)
 		}
 	}
 	if err := unix.Fchdir(rootfd); err != nil {
-		return fmt.Errorf("enter rootfs: %w", err)
+		return nil, fmt.Errorf("enter rootfs: %w", err)
 	}
 	// pivot_root(".", ".") stacks the old root on top of the new one;
 	// unmounting "." then drops the old root.
 	if err := unix.PivotRoot(".", "."); err != nil {
-		return fmt.Errorf("pivot_root: %w", err)
+		return nil, fmt.Errorf("pivot_root: %w", err)
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("detach old root: %w", err)
+		return nil, fmt.Errorf("detach old root: %w", err)
 	}
 	if err := unix.Chdir("/"); err != nil {
-		return err
+		return nil, err
 	}
-	for k, v := range s.Linux.Sysctl {
-		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-		if err := os.WriteFile(p, []byte(v), 0); err != nil {
-			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
+	return late, nil
+}
+
+// underAny reports whether p is below one of dirs.
+func underAny(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if strings.HasPrefix(p, d+"/") {
+			return true
 		}
 	}
-	for _, p := range s.Linux.MaskedPaths {
-		if err := maskPath(p); err != nil {
-			return err
-		}
-	}
-	for _, p := range s.Linux.ReadonlyPaths {
-		if err := readonlyPath(p); err != nil {
-			return err
-		}
-	}
-	if s.Root.Readonly {
-		if err := remount("/", unix.MS_RDONLY); err != nil {
-			return fmt.Errorf("make rootfs read-only: %w", err)
-		}
-	}
-	return nil
+	return false
 }
 
 // isCgroupMount reports whether m belongs to /sys/fs/cgroup, which must
 // be mounted inside the container's cgroup namespace.
 func isCgroupMount(m specs.Mount) bool {
 	return m.Type == "cgroup" || m.Type == "cgroup2" || path.Clean(m.Destination) == "/sys/fs/cgroup"
-}
-
-// mountCgroups performs the /sys/fs/cgroup mounts, in the container's
-// root (after pivot_root), once the init is in its cgroup namespace.
-func mountCgroups(s *specs.Spec) error {
-	rootfd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(rootfd)
-	for _, m := range s.Mounts {
-		if isCgroupMount(m) {
-			if err := mountInto(rootfd, m); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // openIn opens rel (resolved inside the tree at rootfd, symlinks
@@ -220,7 +219,7 @@ func mountInto(rootfd int, m specs.Mount) error {
 // populateDev fills a tmpfs /dev with the host's harmless device nodes
 // (bind-mounted, so the device cgroup need not allow mknod) and the usual
 // links.
-func populateDev(rootfd int, terminal bool) error {
+func populateDev(rootfd int, console string) error {
 	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
 		fd, err := openIn(rootfd, "/dev/"+name, true, false)
 		if err != nil {
@@ -251,71 +250,19 @@ func populateDev(rootfd int, terminal bool) error {
 			return fmt.Errorf("link /dev/%s: %w", l[1], err)
 		}
 	}
-	if terminal {
+	if console != "" {
 		// /dev/console is the container's terminal.
 		fd, err := openIn(rootfd, "/dev/console", true, false)
 		if err != nil {
 			return err
 		}
-		// Bind the terminal by its path: the descriptor belongs to the
-		// host's mount namespace, from which nothing can be bound here.
-		tty, err := os.Readlink("/proc/self/fd/0")
-		if err == nil {
-			err = unix.Mount(tty, fdPath(fd), "", unix.MS_BIND, "")
-		}
+		// Bound by its path: the descriptor belongs to the host's mount
+		// namespace, from which nothing can be bound here.
+		err = unix.Mount(console, fdPath(fd), "", unix.MS_BIND, "")
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("bind /dev/console: %w", err)
 		}
 	}
 	return nil
-}
-
-// maskPath hides p: an empty read-only tmpfs over a directory, /dev/null
-// over a file. Missing paths are skipped.
-func maskPath(p string) error {
-	st, err := os.Stat(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("mask %s: %w", p, err)
-	}
-	if st.IsDir() {
-		err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "size=0k")
-	} else {
-		err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
-	}
-	if err != nil {
-		return fmt.Errorf("mask %s: %w", p, err)
-	}
-	return nil
-}
-
-// readonlyPath makes p read-only. Missing paths are skipped.
-func readonlyPath(p string) error {
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("make %s read-only: %w", p, err)
-	}
-	if err := remount(p, unix.MS_RDONLY); err != nil {
-		return fmt.Errorf("make %s read-only: %w", p, err)
-	}
-	return nil
-}
-
-// remount remounts the bind mount at p adding flags and keeping the
-// flags it has (the kernel refuses to drop locked ones).
-func remount(p string, flags uintptr) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(p, &st); err != nil {
-		return err
-	}
-	keep := uintptr(st.Flags) & (unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME)
-	if st.Flags&unix.ST_RELATIME != 0 {
-		keep |= unix.MS_RELATIME
-	}
-	return unix.Mount("", p, "", unix.MS_REMOUNT|unix.MS_BIND|keep|flags, "")
 }
