@@ -9,20 +9,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A container's init is a fork of the monitor, not a new program: the
+// A container's init is a vfork of the monitor, not a new program: the
 // monitor's thread that prepared the container (see prepareInit) clones
 // itself, and the child, PID 1 of the container's new PID namespace,
 // finishes the set-up and execs the container's program. Re-executing
 // this binary instead costs about 40 ms of CPU per container for the Go
-// runtime and package initialisation, which dominates starting many pods
-// at once; a fork costs about 2 ms.
+// runtime and package initialisation, which dominated starting many pods
+// at once. A plain fork costs less but still copies the monitor's page
+// tables, and every page the monitor writes afterwards faults and is
+// copied while the child lives: the child shares the monitor's memory
+// instead (CLONE_VM), and the forking thread waits in the kernel
+// (CLONE_VFORK) until the child execs or exits, in a system call as far
+// as the Go scheduler is concerned.
 //
-// After a fork only the forking thread exists in the child, and the Go
-// runtime cannot run there: no allocation, no stack growth, no locks.
-// Everything the child does is therefore worked out beforehand as an
-// initPlan of raw system calls on memory prepared by the parent, and
-// forkInit carries them out in its own stack frame, calling only nosplit
-// functions, as the standard library's forkAndExecInChild does.
+// The Go runtime cannot run in the child: no allocation, no stack
+// growth, no locks, no writes to memory but its own locals. Everything
+// the child does is therefore worked out beforehand as an initPlan of raw
+// system calls, and forkInit carries them out in its own stack frame,
+// calling only nosplit functions, as the standard library's
+// forkAndExecInChild does.
 
 //go:linkname runtimeBeforeFork syscall.runtime_BeforeFork
 func runtimeBeforeFork()
@@ -32,6 +37,17 @@ func runtimeAfterFork()
 
 //go:linkname runtimeAfterForkInChild syscall.runtime_AfterForkInChild
 func runtimeAfterForkInChild()
+
+//go:linkname entersyscall runtime.entersyscall
+func entersyscall()
+
+//go:linkname exitsyscall runtime.exitsyscall
+func exitsyscall()
+
+// rawVfork is clone(flags) for a child that shares the caller's memory
+// and stack (vfork_*.s); with CLONE_PARENT_SETTID the kernel stores the
+// child's PID at parentTID before the child runs.
+func rawVfork(flags, parentTID uintptr) (pid uintptr, errno syscall.Errno)
 
 // stepKind is what a step of the child does.
 type stepKind uint8
@@ -65,6 +81,11 @@ type step struct {
 // initPlan is everything a container's init does after the fork.
 type initPlan struct {
 	cloneFlags uintptr
+	// tid is where the kernel stores the child's PID, for the monitor's
+	// other goroutines to read once the child has written a byte to
+	// started (the forking thread waits until the child execs).
+	tid        *int32
+	started    int
 	stdio      [3]int // the monitor's descriptors that become 0, 1 and 2
 	sync, fifo int    // the sync socket and the exec fifo (O_PATH), kept as they are
 	// closeSpans are the close_range spans that close every other
@@ -156,8 +177,8 @@ func (s step) holding(refs ...any) step {
 const atFDCWD = ^uintptr(99)
 
 // forkInit clones the calling thread into a container init that carries
-// out p, and returns its PID. The caller holds whatever must not see the
-// child's exit before the PID is recorded.
+// out p. It returns once the init has exec'd the container's program or
+// exited; the init's PID is known as soon as it writes to p.started.
 //
 //go:norace
 //go:nocheckptr
@@ -181,12 +202,14 @@ func forkInit(p *initPlan) (int, error) {
 		dflt  sigaction
 		phase int
 	)
-	syscall.ForkLock.Lock()
 	runtimeBeforeFork()
-	r1, _, errno = syscall.RawSyscall6(syscall.SYS_CLONE, p.cloneFlags|uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	entersyscall()
+	r1, errno = rawVfork(p.cloneFlags|syscall.CLONE_VM|syscall.CLONE_VFORK|syscall.CLONE_PARENT_SETTID|uintptr(syscall.SIGCHLD), uintptr(unsafe.Pointer(p.tid)))
 	if errno != 0 || r1 != 0 {
+		// The parent, once the child has exec'd or exited. The child
+		// used this frame meanwhile: only rawVfork's results are ours.
+		exitsyscall()
 		runtimeAfterFork()
-		syscall.ForkLock.Unlock()
 		if errno != 0 {
 			return 0, errno
 		}
@@ -196,6 +219,7 @@ func forkInit(p *initPlan) (int, error) {
 	// The child. Signals get their default handlers back (ignored ones
 	// stay ignored until just before exec) and are unblocked.
 	runtimeAfterForkInChild()
+	rawWrite(p.started, startedByte)
 	for i = 0; i < 3; i++ {
 		_, _, errno = syscall.RawSyscall(unix.SYS_DUP3, uintptr(p.stdio[i]), uintptr(i), 0)
 		if errno != 0 {

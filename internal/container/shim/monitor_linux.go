@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -26,6 +27,10 @@ const drainTimeout = 2 * time.Second
 // idleExit is how long the monitor lingers with no container and no
 // runtime connected before it exits.
 const idleExit = 3 * time.Second
+
+// earlyExitTTL is how long the monitor keeps the exit status of a child
+// it does not know, in case it is an init whose registration is under way.
+const earlyExitTTL = time.Minute
 
 // runMonitor is the monitor's main: argv is [name, dir]; stderr is
 // dir/monitor.log.
@@ -50,6 +55,7 @@ type monitor struct {
 	mu         sync.Mutex // guards everything below
 	containers map[string]*mcontainer
 	byPid      map[int]*mcontainer
+	early      map[int]ExitStatus // exits of children not (yet) registered
 	subs       map[*os.File]struct{}
 	idleSince  time.Time
 	// exited is signalled when a child exits (watched with pidfds).
@@ -99,7 +105,8 @@ func monitorMain(dir string) error {
 		return err
 	}
 	m := &monitor{
-		containers: map[string]*mcontainer{}, byPid: map[int]*mcontainer{}, subs: map[*os.File]struct{}{},
+		containers: map[string]*mcontainer{}, byPid: map[int]*mcontainer{}, early: map[int]ExitStatus{},
+		subs:      map[*os.File]struct{}{},
 		idleSince: time.Now(),
 	}
 	exited := make(chan struct{}, 1)
@@ -171,6 +178,16 @@ func (m *monitor) reap() {
 		}
 		m.mu.Lock()
 		c := m.byPid[pid]
+		if c == nil {
+			// An init not registered yet, or an orphan from a container
+			// in the host's PID namespace: kept a while for the former.
+			for p, e := range m.early {
+				if time.Since(e.FinishedAt) > earlyExitTTL {
+					delete(m.early, p)
+				}
+			}
+			m.early[pid] = st
+		}
 		m.mu.Unlock()
 		if c != nil {
 			go m.finish(c, st)
@@ -415,31 +432,51 @@ func (m *monitor) create(req request, files []*os.File) (int, error) {
 	// The init is forked from a thread that joins the container's
 	// namespaces and root: it never returns to the Go scheduler, and
 	// exits with this goroutine.
-	forked := make(chan error, 1)
+	// The init writes a byte to started as soon as it runs; its PID is
+	// in tid by then.
+	started, startedW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer started.Close()
+	tid := new(int32)
+	forked := make(chan error, 2)
 	go func() {
 		runtime.LockOSThread()
+		defer startedW.Close()
 		p, err := prepareInit(&spec, req.Bundle, cfg, stdio, int(files[0].Fd()))
 		if err != nil {
 			forked <- &SetupError{Reason: err.Error()}
 			return
 		}
-		defer unix.Close(p.fifo)
-		// Under the lock, so that reap finds the container by its PID
-		// however soon the init exits.
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		c.pid, err = forkInit(p)
+		p.tid, p.started = tid, int(startedW.Fd())
+		// Returns once the container's program runs (or the init gave
+		// up): this thread is the init's until then.
+		_, err = forkInit(p)
+		unix.Close(p.fifo)
 		runtime.KeepAlive(p)
 		if err != nil {
 			forked <- fmt.Errorf("fork init: %w", err)
-			return
 		}
-		m.containers[c.id] = c
-		m.byPid[c.pid] = c
-		forked <- nil
+	}()
+	go func() {
+		var b [1]byte
+		if n, _ := started.Read(b[:]); n == 1 {
+			forked <- nil
+		}
 	}()
 	if err := <-forked; err != nil {
 		return 0, err
+	}
+	c.pid = int(atomic.LoadInt32(tid))
+	m.mu.Lock()
+	m.containers[c.id] = c
+	m.byPid[c.pid] = c
+	st, gone := m.early[c.pid]
+	delete(m.early, c.pid)
+	m.mu.Unlock()
+	if gone {
+		go m.finish(c, st)
 	}
 	m.watch(c.pid)
 	for i, f := range outputs {
