@@ -151,7 +151,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	rtClient := runtimeapi.NewRuntimeServiceClient(conn)
 	imgClient := runtimeapi.NewImageServiceClient(conn)
 
-	client, err := kubernetes.NewForConfig(cfg.Client)
+	api := limited(cfg.Client)
+	client, err := kubernetes.NewForConfig(api)
+	if err != nil {
+		return fmt.Errorf("agent: API client: %w", err)
+	}
+	// Events get a client, and so a rate limit, of their own.
+	eventClient, err := kubernetes.NewForConfig(api)
 	if err != nil {
 		return fmt.Errorf("agent: API client: %w", err)
 	}
@@ -171,7 +177,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Pod network (built-in runtime only: CRI runtimes bring CNI): podnet,
 	// or CNI plugins when configured.
 	kcfg := kubelet.Config{
-		NodeName: cfg.NodeName, Client: client, Runtime: rtClient, Images: imgClient,
+		NodeName: cfg.NodeName, Client: client, EventClient: eventClient, Runtime: rtClient, Images: imgClient,
 		Volumes: vm, Machine: machine,
 		NodeIP: cfg.NodeIP, Port: int32(cfg.KubeletPort), PodCIDR: cfg.PodCIDR,
 		MaxPods: cfg.MaxPods, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,

@@ -129,7 +129,10 @@ func Local(opts LocalOptions) (Config, error) {
 		TLSClientConfig: rest.TLSClientConfig{
 			CAData: opts.Bundle.CA.CertPEM(), CertData: client.CertPEM, KeyData: client.KeyPEM,
 		},
-		QPS: 50, Burst: 100,
+		// No client-side limit: the agent talks to the API server in
+		// its own process over loopback, as the server's own loopback
+		// client does.
+		QPS: -1,
 	}
 	ips := []net.IP{net.IPv4(127, 0, 0, 1)}
 	if cfg.NodeIP != nil {

@@ -29,6 +29,11 @@ const (
 	// DefaultCgroupParent is the cgroup the built-in runtime and the
 	// kubelet put pods under.
 	DefaultCgroupParent = "skiff"
+	// DefaultClientQPS and DefaultClientBurst limit a Client that sets no
+	// limit of its own, as upstream's kubelet does by default: requests
+	// per second and bursts, for the API and, separately, for events.
+	DefaultClientQPS   = 50
+	DefaultClientBurst = 100
 )
 
 // Config configures an Agent. Client is required; every other zero value
@@ -37,7 +42,9 @@ type Config struct {
 	// NodeName is the Node's name (default: the host name, lower case).
 	NodeName string
 	// Client reaches the API server with the node's credentials.
-	// Required.
+	// Required. With no QPS (and no RateLimiter) it gets
+	// DefaultClientQPS and DefaultClientBurst; a negative QPS means no
+	// client-side limit.
 	Client *rest.Config
 
 	// RootDir holds the agent's state (default DefaultRootDir):
@@ -257,4 +264,14 @@ func hostIP() net.IP {
 		return v6
 	}
 	return net.IPv4(127, 0, 0, 1)
+}
+
+// limited returns a copy of c with the default rate limit when it sets
+// none.
+func limited(c *rest.Config) *rest.Config {
+	c = rest.CopyConfig(c)
+	if c.QPS == 0 && c.RateLimiter == nil {
+		c.QPS, c.Burst = DefaultClientQPS, DefaultClientBurst
+	}
+	return c
 }

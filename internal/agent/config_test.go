@@ -90,6 +90,14 @@ func TestLocal_IssuesNodeCredentials(t *testing.T) {
 	if err := serving.VerifyHostname("192.0.2.7"); err != nil {
 		t.Errorf("serving certificate lacks the node IP: %v", err)
 	}
+	// The in-process API server is not rate-limited client-side; a
+	// joining agent's client without a limit gets the kubelet's.
+	if got := limited(cfg.Client); got.QPS >= 0 {
+		t.Errorf("local agent client QPS %v, want no limit", got.QPS)
+	}
+	if got := limited(&rest.Config{Host: "https://x"}); got.QPS != DefaultClientQPS || got.Burst != DefaultClientBurst {
+		t.Errorf("joining agent client QPS %v burst %d, want %d and %d", got.QPS, got.Burst, DefaultClientQPS, DefaultClientBurst)
+	}
 	if _, err := Local(LocalOptions{DataDir: dir, APIServerURL: "https://x"}); err == nil {
 		t.Error("Local without a bundle succeeded")
 	}

@@ -47,6 +47,11 @@ type Config struct {
 	// Client talks to the API server with the node's credentials.
 	// Required.
 	Client kubernetes.Interface
+	// EventClient records events. Upstream's kubelet gives events a
+	// client and rate limit of their own, so that a burst of them (100
+	// pods started or deleted at once) does not hold status updates back.
+	// Nil: Client.
+	EventClient kubernetes.Interface
 	// Runtime and Images are the CRI services of the container runtime.
 	// Required. The kubelet consumes the runtime's container events
 	// (GetContainerEvents); a runtime without them is relisted every

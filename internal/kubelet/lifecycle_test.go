@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/skiff-sh/skiff/internal/kubelet"
 )
@@ -356,5 +357,34 @@ func TestKubelet_GracefulDeletion(t *testing.T) {
 	}
 	if !h.volumes.tornDown(p.UID) {
 		t.Error("volumes not torn down")
+	}
+}
+
+func TestKubelet_EventsGoThroughTheEventClient(t *testing.T) {
+	events := fake.NewClientset()
+	h := newHarness(t, func(c *kubelet.Config) { c.EventClient = events })
+	h.createPod(simplePod("web"))
+	h.waitPod("web", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	ctx := context.Background()
+	eventually(t, "a Started event through the event client", func() (bool, string) {
+		list, err := events.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var reasons []string
+		for _, e := range list.Items {
+			if e.Reason == "Started" {
+				return true, ""
+			}
+			reasons = append(reasons, e.Reason)
+		}
+		return false, fmt.Sprint(reasons)
+	})
+	list, err := h.client.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		t.Errorf("event %s %q recorded with the API client", e.Reason, e.Message)
 	}
 }

@@ -154,7 +154,11 @@ func (k *Kubelet) run(ctx context.Context) error {
 	}
 	k.log.Info("container runtime", "name", ver.RuntimeName, "version", ver.RuntimeVersion)
 
-	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
+	events := k.cfg.EventClient
+	if events == nil {
+		events = k.client
+	}
+	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: events.CoreV1().Events("")})
 	defer k.broadcaster.Shutdown()
 
 	if err := k.initNode(ctx); err != nil {
