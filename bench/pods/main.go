@@ -11,7 +11,7 @@
 //     which exits on SIGTERM at once): delete request → the watch's
 //     DELETED event, and → the container stopped (CRI event);
 //   - memory: RSS of the server process, and PSS summed over every process
-//     that maps the skiff binary (server, runtime monitor, warm init),
+//     that maps the skiff binary (server, runtime monitor),
 //     idle and with the pods running. Container processes run other
 //     binaries and are counted apart.
 //

@@ -262,7 +262,7 @@ type memory struct {
 }
 
 // readMemory reads the server's RSS, the PSS of every process that maps
-// bin (the server, the runtime monitor and warm inits: PSS counts the
+// bin (the server and the runtime monitor: PSS counts the
 // binary's shared pages once in the sum), and apart from those the PSS of
 // container processes (in a kubepods cgroup; they run the image's binary,
 // not skiff's).
@@ -304,7 +304,7 @@ func readMemory(bin string, serverPid int) (memory, error) {
 			continue
 		}
 		if skiff {
-			// argv[0] names the role: skiff, skiff-monitor, skiff-init.
+			// argv[0] names the role: skiff, skiff-monitor.
 			cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
 			argv0, _, _ := strings.Cut(string(cmdline), "\x00")
 			m.skiffProc[filepath.Base(argv0)]++

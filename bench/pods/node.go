@@ -282,7 +282,7 @@ func waitNoOtherAgents(ctx context.Context, timeout, quiet time.Duration) error 
 
 // cleanupHost removes what the node agent rooted in dataDir left on the
 // host once the server has stopped: helper processes naming the data dir
-// (the runtime monitor and warm init), mounts under it, the cgroups of
+// (the runtime monitor), mounts under it, the cgroups of
 // this run's pods (pod<uid> under kubepods, the peer's pod-<id> under
 // skiff), pod log directories of namespace ns, and, unless another node
 // agent runs now, the pod bridge, the nftables table and the empty

@@ -38,13 +38,15 @@
 //	CreateContainer:
 //	  lease the image ─► mount overlay(layers, upper) at containers/<id>/rootfs
 //	  ─► spec.Build: the OCI spec, written as config.json
-//	  ─► monitor hands the container to a warm init (new PID namespace)
-//	  ─► init joins the pod's net/ipc/uts, builds the rootfs in a new mount
-//	     namespace, pivot_root      ║ runtime creates the container cgroup
-//	                                ║ under the pod's, applies resources,
-//	                                ║ moves the init in, says "joined"
-//	  ─► init: new cgroup ns, cgroup mounts, user, caps, seccomp, checks the
-//	     program exists, reports created, blocks on exec.fifo
+//	  ─► the monitor, on a thread of its own: joins the pod's net/ipc/uts,
+//	     builds the rootfs in a new mount namespace, pivot_root, finds the
+//	     program ─► vforks the init (new PID namespace)
+//	  ─► init: /proc, masked and read-only paths ║ runtime creates the
+//	                                ║ container cgroup under the pod's,
+//	                                ║ applies resources, moves the init in,
+//	                                ║ says "joined"
+//	  ─► init: new cgroup ns, cgroup mounts, rlimits, user, caps, seccomp,
+//	     reports created, blocks on exec.fifo
 //	StartContainer: open exec.fifo ─► init execs the program
 //	exit: the monitor reaps the init, writes exit.json, sends an exit event
 //	  ─► the runtime records exit code and reason (OOMKilled from the
@@ -62,8 +64,9 @@
 // subreaper of every container init, holding their stdio (logs keep
 // flowing while the runtime is down) and writing each exit status to
 // containers/<id>/exit.json. Per container it costs a few goroutines and
-// buffers, about 0.1 MB (BenchmarkMonitorMemory); the monitor itself and
-// its one warm init cost a fixed few MB per node.
+// buffers, about 0.1 MB (BenchmarkMonitorMemory), and a container created
+// but not yet started holds one of its threads; the monitor itself costs
+// a fixed few MB per node.
 //
 // One shim process per container (containerd's model) was measured first:
 // a Go process from this binary costs about 15 MB RSS (2.5 MB private)

@@ -298,7 +298,7 @@ var _ = fmt.Sprintf
 func strconvItoa(n int) string { return fmt.Sprint(n) }
 
 // TestMain lets the test binary serve as the runtime's helpers (monitor,
-// init, exec-init) when the runtime re-executes it, as skiff's main does.
+// exec-init) when the runtime re-executes it, as skiff's main does.
 func TestMain(m *testing.M) {
 	MaybeRunInit()
 	os.Exit(m.Run())

@@ -442,8 +442,8 @@ func errNotRunning(id string) error {
 	return fmt.Errorf("container %s is not running: %w", id, ErrNotReady)
 }
 
-// MaybeRunInit runs this process as one of the runtime's helpers (shim,
-// container init, exec init) and exits, if it was started as one; it
+// MaybeRunInit runs this process as one of the runtime's helpers (the
+// monitor, an exec init) and exits, if it was started as one; it
 // returns false otherwise. Call it first thing in main. (Helpers are
 // normally dispatched even earlier, while packages initialize; see
 // package shim.)

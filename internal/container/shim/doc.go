@@ -1,20 +1,22 @@
-// Package shim holds the helper processes the container runtime starts by
-// re-executing its own binary, and the protocol the runtime speaks to them.
+// Package shim holds the helper processes of the container runtime, and
+// the protocol the runtime speaks to them.
 //
-// Go cannot fork without exec, so every process the runtime needs on the
-// far side of a fork is this binary again, started with the environment
-// variable ReexecEnv naming its role:
+// The monitor and the exec-init are this binary again, started with the
+// environment variable ReexecEnv naming their role. A container's init is
+// not: Go cannot run between fork and exec, so the monitor prepares a
+// thread of its own and vforks it, and the child carries out a plan of
+// raw system calls worked out beforehand (fork_linux.go):
 //
 //	runtime ──exec, setsid──► monitor (one per runtime root)
-//	                             │ clone(NEWPID) ahead of time
-//	                             ▼
-//	                           init (warm: waits on its control socket)
-//	                             │ Assignment: bundle, pod namespaces, stdio, sync socket
-//	                             ▼
-//	                           init: setns(net, ipc, uts), unshare(NEWNS), build rootfs,
-//	                                 pivot_root ── "joined" ──► unshare(NEWCGROUP), cgroup
-//	                                 mounts, rlimits, user, caps, seccomp ── "created" ──►
-//	                                 block on exec.fifo ── StartContainer ──► execve
+//	           create: bundle, pod namespaces, stdio, sync socket
+//	                             │ a locked thread: setns(net, ipc, uts),
+//	                             │ unshare(FS|NEWNS), build the rootfs, pivot_root,
+//	                             │ find the program, plan the rest
+//	                             ▼ vfork(NEWPID)
+//	                           init: /proc, masked and read-only paths ── "joined" ──►
+//	                                 unshare(NEWCGROUP), cgroup mounts, rlimits, user,
+//	                                 caps, seccomp ── "created" ──► block on exec.fifo
+//	                                 ── StartContainer ──► execve
 //
 //	runtime ──clone in the container's pid/net/ipc/uts/cgroup ns──► exec-init
 //	           ──setns(mnt), user, caps, seccomp──► execve (ExecSync, Exec)
@@ -30,12 +32,14 @@
 // container is a few goroutines and buffers (about 0.1 MB); it exits by
 // itself once it holds no container and no runtime is connected.
 //
-// The monitor keeps one init started ahead of time, so that the
-// re-executed binary's start-up and a new PID namespace are off the path
-// of CreateContainer. The init builds the container's filesystem while
-// the runtime moves it into its cgroup (on cgroup v1 that move is the
-// slowest step), and only the cgroup namespace and cgroup mounts wait for
-// it.
+// The init shares the monitor's memory until it execs, and the forking
+// thread waits for that in the kernel: no process start-up and no page
+// copies are on the path of CreateContainer. The init mounts what needs
+// its PID namespace while the runtime moves it into its cgroup (on cgroup
+// v1 that move is the slowest step), and only the cgroup namespace and
+// cgroup mounts wait for it. Errors found while preparing come back to
+// the runtime as a SetupError; the init reports its own on the sync
+// socket.
 //
 // The exec-init does the same for a process run inside a running
 // container, joining the container's mount namespace itself (a Go thread
