@@ -589,22 +589,31 @@ func (n *Network) Teardown(ctx context.Context, sandboxID, netnsPath string) err
 		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
+		n.mu.Unlock()
 		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, errClosed)
 	}
 	alloc, ok := n.ipam.get(sandboxID)
 	// The rules go first: a freed IP must not stay a hostPort's target.
-	if err := n.syncRulesLocked(sandboxID, len(alloc.Ports) > 0); err != nil {
+	err := n.syncRulesLocked(sandboxID, len(alloc.Ports) > 0)
+	n.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
 	}
+	// Deleting a veth waits for the kernel's RCU grace periods (about
+	// 20 ms), mostly outside its own locks: done without n.mu, so that
+	// the pods of a node are torn down together rather than one by one.
+	// The IP is released only once the veth is gone.
 	if err := n.sys.teardown(sandboxID, netnsPath); err != nil {
 		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
 	}
-	if ok {
-		if err := n.ipam.release(alloc.IP); err != nil {
-			return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
-		}
+	if !ok {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.ipam.release(alloc.IP); err != nil {
+		return fmt.Errorf("tear down network of sandbox %s: %w", sandboxID, err)
 	}
 	return nil
 }

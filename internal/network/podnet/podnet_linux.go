@@ -602,8 +602,16 @@ func (s *system) unplumb(sandboxID string, p *podNS) {
 // teardown deletes a sandbox's veth pair, from the host's end (which
 // takes the pod's with it), or else from the pod's end when netnsPath
 // still names its namespace.
+//
+// It is safe without Network.mu: it talks on a netlink socket of its own
+// (requests on a shared one wait for each other's replies).
 func (s *system) teardown(sandboxID, netnsPath string) error {
-	deleted, err := deleteLink(s.nl, hostVethName(sandboxID))
+	nl, err := netlink.NewHandleAt(netns.NsHandle(s.hostNS.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink in the host's namespace: %w", err)
+	}
+	defer nl.Close()
+	deleted, err := deleteLink(nl, hostVethName(sandboxID))
 	if err != nil || deleted || netnsPath == "" {
 		return err
 	}

@@ -245,6 +245,44 @@ func TestTeardown_RemovesVethAndFreesIP(t *testing.T) {
 	})
 }
 
+func TestTeardown_ManyAtOnce(t *testing.T) {
+	testutil.RequireRoot(t)
+	n := newNode(t, "10.42.0.0/24")
+	var pods []*pod
+	for i := range 12 {
+		pods = append(pods, n.newPod(t, fmt.Sprintf("p%d", i)))
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(pods))
+	for _, p := range pods {
+		wg.Go(func() { errs <- n.net.Teardown(ctx, p.ref.SandboxID, p.ns) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := links(t, n.nl); slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, "skv") }) {
+		t.Errorf("host links after teardown = %v, want no pod veth", got)
+	}
+	if got := stateFiles(t, n.stateDir); len(got) != 0 {
+		t.Errorf("allocations after teardown = %v, want none", got)
+	}
+	// The node still sets pods up afterwards, each with an address of its
+	// own.
+	seen := map[netip.Addr]bool{}
+	for i := range 12 {
+		p := n.newPod(t, fmt.Sprintf("q%d", i))
+		if seen[p.ip()] {
+			t.Errorf("%s handed out twice", p.ip())
+		}
+		seen[p.ip()] = true
+	}
+}
+
 func TestNew_RestartKeepsAllocations(t *testing.T) {
 	testutil.RequireRoot(t)
 	n := newNode(t, "10.42.0.0/24")
