@@ -4,16 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/skiff-sh/skiff/internal/testutil"
 )
 
 func TestBackoff_DoublesToTheCapAndResets(t *testing.T) {
@@ -240,12 +245,35 @@ func TestMatchAuths_PicksTheImagesRegistry(t *testing.T) {
 }
 
 func TestMountBelow_FindsMountPoints(t *testing.T) {
-	if got := mountBelow("/proc"); got != "/proc" {
-		t.Errorf("mountBelow(/proc) = %q", got)
+	for name, find := range map[string]func(string) string{"statx": mountBelow, "mount table": mountInTable} {
+		if got := find("/proc"); got != "/proc" {
+			t.Errorf("%s: /proc = %q", name, got)
+		}
+		if got := find("/sys"); got != "/sys" {
+			t.Errorf("%s: /sys = %q", name, got)
+		}
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755)
+		os.WriteFile(filepath.Join(dir, "a", "f"), nil, 0o644)
+		if got := find(dir); got != "" {
+			t.Errorf("%s: a directory with no mount = %q", name, got)
+		}
 	}
-	if got := mountBelow(t.TempDir()); got != "" {
-		t.Errorf("mountBelow(empty dir) = %q", got)
-	}
+	t.Run("a mount deep below", func(t *testing.T) {
+		testutil.RequireRoot(t)
+		dir := t.TempDir()
+		deep := filepath.Join(dir, "volumes", "v", "data")
+		os.MkdirAll(deep, 0o755)
+		if err := unix.Mount("tmpfs", deep, "tmpfs", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Unmount(deep, unix.MNT_DETACH) })
+		for name, find := range map[string]func(string) string{"statx": mountBelow, "mount table": mountInTable} {
+			if got := find(dir); got != deep {
+				t.Errorf("%s: %q, want %s", name, got, deep)
+			}
+		}
+	})
 }
 
 // oneVolumeError is how a Volumes implementation reports one volume.
