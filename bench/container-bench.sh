@@ -22,7 +22,7 @@ if ! command -v crun >/dev/null || ! command -v runc >/dev/null; then
 fi
 runs=${SKIFF_BENCH_RUNS:-50}
 report=${1:-bench/container-report.txt}
-filter() { grep -vE 'level=(DEBUG|INFO|WARN)' | grep -E 'median|ratio|monitor|warm init|cannot run|not found|^Benchmark|^ok|FAIL|panic' || true; }
+filter() { grep -vE 'level=(DEBUG|INFO|WARN)' | grep -E 'median|ratio|monitor|cannot run|not found|^Benchmark|^ok|FAIL|panic' || true; }
 {
 	echo "# skiff container runtime benchmarks"
 	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
