@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -115,12 +116,52 @@ func TestRuntime_Isolation(t *testing.T) {
 				t.Errorf("echo under RuntimeDefault: exit %d, %q", st.ExitCode, out)
 			}
 		}},
+		{"RuntimeDefaultSeccompAndNoNewPrivsAreInForce", func() *runtimeapi.ContainerConfig {
+			c := containerConfig("seccomp-status", "cat", "/proc/self/status")
+			c.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+			c.Linux.SecurityContext.NoNewPrivs = true
+			return c
+		}(), func(t *testing.T, out []string, _ *runtimeapi.ContainerStatus) {
+			for _, want := range []string{"Seccomp:\t2", "NoNewPrivs:\t1"} {
+				if !slices.Contains(out, want) {
+					t.Errorf("status lacks %q: %q", want, out)
+				}
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, st := h.output(pod, tt.cfg)
 			tt.check(t, out, st)
 		})
+	}
+}
+
+func TestRuntime_SysctlsAndRlimits(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 4321, Hard: 8765}}
+	})
+	host, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := h.runPod("sysctl", func(c *runtimeapi.PodSandboxConfig) {
+		c.Linux.Sysctls = map[string]string{"net.ipv4.ip_local_port_range": "20000 30000"}
+	})
+	out, st := h.output(pod, containerConfig("read", "cat", "/proc/sys/net/ipv4/ip_local_port_range", "/proc/self/limits"))
+	if st.ExitCode != 0 || len(out) < 2 {
+		t.Fatalf("exit %d, %q", st.ExitCode, out)
+	}
+	if got := strings.Join(strings.Fields(out[0]), " "); got != "20000 30000" {
+		t.Errorf("the pod's ip_local_port_range = %q, want 20000 30000", got)
+	}
+	// The hard limit: the toolbox, a Go program, raises its own soft one.
+	i := slices.IndexFunc(out, func(l string) bool { return strings.HasPrefix(l, "Max open files") })
+	if f := strings.Fields(strings.TrimPrefix(out[max(i, 0)], "Max open files")); i < 0 || len(f) < 2 || f[1] != "8765" {
+		t.Errorf("open files limit: %q, want hard limit 8765", out)
+	}
+	if after, _ := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); string(after) != string(host) {
+		t.Errorf("the host's ip_local_port_range changed: %q -> %q", host, after)
 	}
 }
 
