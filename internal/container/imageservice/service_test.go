@@ -328,8 +328,13 @@ func TestService_Pull(t *testing.T) {
 				t.Errorf("pulled %+v, want %s tagged %s", got, img.ID(), ref)
 			}
 			rec.final(t, ref, 2)
-			if len(rec.got) < 3 {
-				t.Errorf("got %d progress snapshots, want the layers listed, moving and done", len(rec.got))
+			// The server sends the latest snapshot whenever the stream can
+			// take one, so how many arrive depends on timing; they never
+			// go backwards.
+			for i := 1; i < len(rec.got); i++ {
+				if rec.got[i].Done < rec.got[i-1].Done {
+					t.Errorf("progress went back from %d to %d bytes", rec.got[i-1].Done, rec.got[i].Done)
+				}
 			}
 			listed, err := h.client.List(context.Background(), ref)
 			if err != nil {
