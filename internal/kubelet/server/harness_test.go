@@ -276,7 +276,12 @@ func (ts *testServer) restConfig(t testing.TB, cn string, groups ...string) *res
 func (ts *testServer) httpClient(t *testing.T, cert *pki.KeyPair) *http.Client {
 	tc := &tls.Config{RootCAs: ts.pki.ca.CA.Pool()}
 	if cert != nil {
-		tc.Certificates = []tls.Certificate{cert.TLSCertificate()}
+		// Always presented: Go's client would leave out a certificate
+		// whose issuer the server does not list, and another CA's is
+		// listed only when both CAs were made in the same second (their
+		// names hold the time).
+		c := cert.TLSCertificate()
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }
 	}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 30 * time.Second}
 }
