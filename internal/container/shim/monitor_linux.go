@@ -460,9 +460,13 @@ func (m *monitor) create(req request, files []*os.File) (int, error) {
 		}
 	}()
 	go func() {
+		// Nothing to read: prepareInit or the fork failed (and said so
+		// first), or the init died before its first step.
 		var b [1]byte
 		if n, _ := started.Read(b[:]); n == 1 {
 			forked <- nil
+		} else {
+			forked <- errors.New("container init exited before it started")
 		}
 	}()
 	if err := <-forked; err != nil {
