@@ -241,7 +241,9 @@ func forkInit(p *initPlan) (int, error) {
 		}
 	}
 	// Non-dumpable until exec: processes in the container must not reach
-	// the monitor's memory or binary through /proc/<pid>.
+	// the monitor's memory or binary through /proc/<pid>. The flag belongs
+	// to the memory, so the monitor (root, and never traced) is
+	// non-dumpable too from its first container on.
 	syscall.RawSyscall6(syscall.SYS_PRCTL, syscall.PR_SET_DUMPABLE, 0, 0, 0, 0, 0)
 
 	list = p.before
