@@ -261,9 +261,6 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		Namespaces: srec.Namespaces,
 		NewPID:     cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() != runtimeapi.NamespaceMode_NODE,
 	}
-	if err := saveJSON(filepath.Join(bundle, shim.ConfigFile), shimCfg); err != nil {
-		return "", err
-	}
 	if err := unix.Mkfifo(filepath.Join(bundle, shim.FifoFile), 0o622); err != nil {
 		return "", err
 	}

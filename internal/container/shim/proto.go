@@ -15,10 +15,9 @@ import (
 
 // Files in a container's bundle directory.
 const (
-	SpecFile   = "config.json" // the OCI spec, written by the runtime
-	ConfigFile = "shim.json"   // the shim's Config, written by the runtime
-	FifoFile   = "exec.fifo"   // the init blocks opening it until start
-	ExitFile   = "exit.json"   // the init's ExitStatus, written by the shim
+	SpecFile = "config.json" // the OCI spec, written by the runtime
+	FifoFile = "exec.fifo"   // the init blocks opening it until start
+	ExitFile = "exit.json"   // the init's ExitStatus, written by the shim
 )
 
 // Files in the monitor's directory (the runtime's root).
