@@ -100,16 +100,22 @@ type Store struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	// mu guards st, configs, active and flights; it is never held during
-	// network or disk-heavy work, except by GC.
+	// mu guards st, configs, active, flights and gen; it is never held
+	// during network or disk-heavy work, except by GC.
 	mu      sync.Mutex
 	st      state
+	gen     uint64 // counts changes of st
 	configs map[string]*v1.ConfigFile // by image ID
 	// active counts in-flight operations per blob digest and diffID; GC
 	// keeps what is active.
 	active map[string]int
 	// flights dedups concurrent work on one layer, by diffID.
 	flights map[string]*flight
+
+	// saveMu serializes writes of state.json; saved is the generation
+	// of st last written. Taken after mu, never before.
+	saveMu sync.Mutex
+	saved  uint64
 }
 
 type flight struct {
@@ -224,11 +230,36 @@ func (s *Store) checkRecord(rec *record) (*v1.ConfigFile, error) {
 
 // saveLocked writes state.json. s.mu must be held.
 func (s *Store) saveLocked() error {
-	data, err := marshalIndent(&s.st)
+	data, gen, err := s.changedLocked()
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.cfg.Root, stateFile), data, !s.cfg.NoSync)
+	return s.save(data, gen)
+}
+
+// changedLocked counts a change of the state and returns the state as it
+// now is, for save. s.mu must be held.
+func (s *Store) changedLocked() ([]byte, uint64, error) {
+	s.gen++
+	data, err := marshalIndent(&s.st)
+	return data, s.gen, err
+}
+
+// save writes data, the state as of generation gen, unless a later
+// generation is on disk already. Leases change with every container
+// created and removed: saved outside s.mu, their writes (two fsyncs each)
+// hold up neither readers nor each other's callers more than needed.
+func (s *Store) save(data []byte, gen uint64) error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	if s.saved >= gen {
+		return nil
+	}
+	if err := writeFileAtomic(filepath.Join(s.cfg.Root, stateFile), data, !s.cfg.NoSync); err != nil {
+		return err
+	}
+	s.saved = gen
+	return nil
 }
 
 // imageLocked converts a record. s.mu must be held.
@@ -383,9 +414,9 @@ func (s *Store) Lease(holder, ref string) (*Image, error) {
 		return nil, errors.New("lease: empty holder")
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rec, _, err := s.findLocked(ref)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("lease %w", err)
 	}
 	l := &lease{Image: rec.ID, Blobs: []string{rec.ID, rec.ManifestDigest}}
@@ -394,22 +425,37 @@ func (s *Store) Lease(holder, ref string) (*Image, error) {
 		l.Blobs = append(l.Blobs, layer.Digest)
 	}
 	s.st.Leases[holder] = l
-	if err := s.saveLocked(); err != nil {
-		delete(s.st.Leases, holder)
+	img := s.imageLocked(rec)
+	data, gen, err := s.changedLocked()
+	s.mu.Unlock()
+	if err == nil {
+		err = s.save(data, gen)
+	}
+	if err != nil {
+		s.mu.Lock()
+		if s.st.Leases[holder] == l {
+			delete(s.st.Leases, holder)
+		}
+		s.mu.Unlock()
 		return nil, fmt.Errorf("lease image %s for %s: %w", rec.ID, holder, err)
 	}
-	return s.imageLocked(rec), nil
+	return img, nil
 }
 
 // Release drops holder's lease. Releasing an unknown holder is not an error.
 func (s *Store) Release(holder string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.st.Leases[holder]; !ok {
+		s.mu.Unlock()
 		return nil
 	}
 	delete(s.st.Leases, holder)
-	if err := s.saveLocked(); err != nil {
+	data, gen, err := s.changedLocked()
+	s.mu.Unlock()
+	if err == nil {
+		err = s.save(data, gen)
+	}
+	if err != nil {
 		return fmt.Errorf("release lease of %s: %w", holder, err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -506,6 +507,44 @@ func TestStore_GetByEveryName(t *testing.T) {
 				t.Errorf("Get(%q) = %v, want ErrNotFound", name, err)
 			}
 		})
+	}
+}
+
+func TestStore_ConcurrentLeasesAreAllSaved(t *testing.T) {
+	reg := testimage.NewRegistry(t, testimage.RegistryOptions{})
+	ref := testimage.Toolbox(t).Push(t, reg, "r:1")
+	root := t.TempDir()
+	s := newStore(t, Config{Root: root})
+	img, err := s.Pull(t.Context(), ref, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Leases taken and released at once, as containers are created and
+	// removed: what is on disk afterwards is what the store holds.
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			holder := fmt.Sprintf("ctr-%d", i)
+			if _, err := s.Lease(holder, ref); err != nil {
+				t.Error(err)
+			}
+			if i%2 == 1 {
+				if err := s.Release(holder); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := map[string]string{}
+	for i := 0; i < 40; i += 2 {
+		want[fmt.Sprintf("ctr-%d", i)] = img.ID
+	}
+	if diff := cmp.Diff(want, s.Leases()); diff != "" {
+		t.Errorf("leases (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, newStore(t, Config{Root: root}).Leases()); diff != "" {
+		t.Errorf("leases after restart (-want +got):\n%s", diff)
 	}
 }
 
