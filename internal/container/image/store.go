@@ -104,7 +104,7 @@ type Store struct {
 	// during network or disk-heavy work, except by GC.
 	mu      sync.Mutex
 	st      state
-	gen     uint64 // counts changes of st
+	gen     uint64                    // counts changes of st
 	configs map[string]*v1.ConfigFile // by image ID
 	// active counts in-flight operations per blob digest and diffID; GC
 	// keeps what is active.
