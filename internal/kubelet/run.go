@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -179,8 +180,12 @@ func (k *Kubelet) run(ctx context.Context) error {
 		}))
 	k.podInformer = podFactory.Core().V1().Pods().Informer()
 	k.podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { k.podChanged(obj) },
-		UpdateFunc: func(_, obj any) { k.podChanged(obj) },
+		AddFunc: func(obj any) { k.podChanged(obj, true) },
+		UpdateFunc: func(old, obj any) {
+			o, ok1 := old.(*corev1.Pod)
+			n, ok2 := obj.(*corev1.Pod)
+			k.podChanged(obj, !ok1 || !ok2 || !onlyStatusChanged(o, n))
+		},
 		DeleteFunc: k.podDeleted,
 	})
 	// Services, for the environment of containers.
@@ -233,7 +238,7 @@ func (k *Kubelet) run(ctx context.Context) error {
 }
 
 // podChanged handles an informer add or update.
-func (k *Kubelet) podChanged(obj any) {
+func (k *Kubelet) podChanged(obj any, sync bool) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return
@@ -242,10 +247,26 @@ func (k *Kubelet) podChanged(obj any) {
 	k.pods[pod.UID] = pod
 	k.mu.Unlock()
 	k.status.Observe(pod)
+	if !sync {
+		return
+	}
 	if pod.DeletionTimestamp != nil {
 		k.interruptSync(pod.UID)
 	}
 	k.enqueue(pod.UID)
+}
+
+// onlyStatusChanged reports whether an update of a pod changed nothing the
+// pod's worker acts on: its status (most often the kubelet's own write
+// coming back) and bookkeeping, as upstream's kubelet tells apart. The
+// status manager still sees it (Observe), and makes the status right if
+// someone else changed it (the node lifecycle controller, say).
+func onlyStatusChanged(old, cur *corev1.Pod) bool {
+	return apiequality.Semantic.DeepEqual(old.Spec, cur.Spec) &&
+		apiequality.Semantic.DeepEqual(old.Labels, cur.Labels) &&
+		apiequality.Semantic.DeepEqual(old.Annotations, cur.Annotations) &&
+		apiequality.Semantic.DeepEqual(old.DeletionTimestamp, cur.DeletionTimestamp) &&
+		apiequality.Semantic.DeepEqual(old.DeletionGracePeriodSeconds, cur.DeletionGracePeriodSeconds)
 }
 
 // podDeleted handles an informer delete.

@@ -300,3 +300,36 @@ func TestFailedMountMessage_ReadsAsUpstream(t *testing.T) {
 		}
 	}
 }
+
+func TestOnlyStatusChanged(t *testing.T) {
+	base := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", ResourceVersion: "1", Labels: map[string]string{"a": "1"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i:1"}}},
+	}
+	now := metav1.Now()
+	grace := int64(30)
+	tests := []struct {
+		name string
+		edit func(*corev1.Pod)
+		want bool
+	}{
+		{"status and resource version", func(p *corev1.Pod) {
+			p.ResourceVersion = "2"
+			p.Status.Phase = corev1.PodRunning
+			p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
+		}, true},
+		{"image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "i:2" }, false},
+		{"label", func(p *corev1.Pod) { p.Labels["a"] = "2" }, false},
+		{"annotation", func(p *corev1.Pod) { p.Annotations = map[string]string{"x": "y"} }, false},
+		{"deletion", func(p *corev1.Pod) { p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &now, &grace }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cur := base.DeepCopy()
+			tt.edit(cur)
+			if got := onlyStatusChanged(base, cur); got != tt.want {
+				t.Errorf("onlyStatusChanged = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
