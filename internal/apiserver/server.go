@@ -93,7 +93,12 @@ type Server struct {
 	typeConverterErr  error
 
 	namespaces *endpoint // for namespace lifecycle checks
-	kubelets   *kubeletClient
+	// deletedNamespaces holds, for a while, the names of namespaces this
+	// server marked for deletion (name → time.Time after which the mark
+	// no longer matters): the watch cache may not show it yet, so their
+	// lifecycle check reads storage (see admitNamespace).
+	deletedNamespaces sync.Map
+	kubelets          *kubeletClient
 }
 
 // New builds the server. Start must run before it serves.

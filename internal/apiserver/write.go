@@ -168,6 +168,25 @@ func (s *Server) createObject(ctx context.Context, ep *endpoint, namespace strin
 	return out, nil
 }
 
+// namespaceDeleteTTL is how long after a namespace is marked for
+// deletion creates in it are checked against storage rather than the
+// watch cache, as upstream's NamespaceLifecycle admission does.
+const namespaceDeleteTTL = 30 * time.Second
+
+// recentlyDeleted reports whether this server marked namespace name for
+// deletion in the last namespaceDeleteTTL.
+func (s *Server) recentlyDeleted(name string) bool {
+	v, ok := s.deletedNamespaces.Load(name)
+	if !ok {
+		return false
+	}
+	if s.cfg.Now().After(v.(time.Time)) {
+		s.deletedNamespaces.Delete(name)
+		return false
+	}
+	return true
+}
+
 // admitNamespace refuses creates in a namespace that does not exist or is
 // being deleted, as upstream's NamespaceLifecycle admission.
 func (s *Server) admitNamespace(ctx context.Context, name string) error {
@@ -176,7 +195,7 @@ func (s *Server) admitNamespace(ctx context.Context, name string) error {
 	}
 	key := s.namespaces.key("", name)
 	var ns runtime.Object
-	if it, ok := s.namespaces.cache.Get(key); ok {
+	if it, ok := s.namespaces.cache.Get(key); ok && !s.recentlyDeleted(name) {
 		ns = it.Object
 	} else {
 		// The cache may lag a namespace created a moment ago.
@@ -626,6 +645,9 @@ func (s *Server) deleteObject(ctx context.Context, ep *endpoint, namespace, name
 				}
 				return c, nil
 			})
+			if _, ok := out.(*corev1.Namespace); ok && err == nil {
+				s.deletedNamespaces.Store(name, now.Add(namespaceDeleteTTL))
+			}
 			if err != nil {
 				if errors.Is(err, storage.ErrNotFound) {
 					return nil, false, apierrors.NewNotFound(ep.gr, name)
