@@ -167,6 +167,13 @@ func sysStep(what string, trap uintptr, args ...uintptr) step {
 	return s
 }
 
+// text is the subject of s's error message, unescaped.
+func (s step) text() string {
+	var t string
+	json.Unmarshal(append(append([]byte{'"'}, s.what...), '"'), &t)
+	return t
+}
+
 // holding returns s keeping refs, which its arguments point into, alive.
 func (s step) holding(refs ...any) step {
 	s.refs = refs

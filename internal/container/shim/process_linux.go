@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"runtime"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -27,77 +28,30 @@ var rlimitTypes = map[string]int{
 }
 
 // finishProcess applies the process part of a spec to the calling
-// (locked) thread, in the order the kernel allows: rlimits, seccomp (when
-// no_new_privs is off it needs CAP_SYS_ADMIN, so it goes first), bounding
-// set, user and groups, capabilities, no_new_privs, working directory,
-// seccomp (when no_new_privs is on, as late as possible). It returns the
-// resolved path of the program to exec.
+// (locked) thread with the steps a forked init takes (processSteps), and
+// returns the resolved path of the program to exec.
 func finishProcess(p *specs.Process, sc *specs.LinuxSeccomp) (string, error) {
 	if len(p.Args) == 0 {
 		return "", errors.New("no command")
 	}
+	steps, exe, err := processSteps(p, sc)
+	if err != nil {
+		return "", err
+	}
 	for _, rl := range p.Rlimits {
-		t, ok := rlimitTypes[rl.Type]
-		if !ok {
-			return "", fmt.Errorf("unknown rlimit %q", rl.Type)
-		}
-		// syscall.Setrlimit, so that the runtime does not restore its
-		// saved RLIMIT_NOFILE on exec.
-		if err := syscall.Setrlimit(t, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
-			return "", fmt.Errorf("set %s: %w", rl.Type, err)
+		if rl.Type == "RLIMIT_NOFILE" {
+			// Through package syscall as well, so that the Go runtime
+			// does not put back the limit it saved at start on exec.
+			syscall.Setrlimit(unix.RLIMIT_NOFILE, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard})
 		}
 	}
-	prog, err := compileSeccomp(sc)
-	if err != nil {
-		return "", err
-	}
-	if prog != nil && !p.NoNewPrivileges {
-		if err := seccomp.Load(prog); err != nil {
-			return "", err
+	for _, s := range steps {
+		a := s.args
+		if _, _, errno := unix.RawSyscall6(s.trap, a[0], a[1], a[2], a[3], a[4], a[5]); errno != 0 && errno != s.ignore {
+			return "", fmt.Errorf("%s: %w", s.text(), errno)
 		}
 	}
-	set, err := capSets(p.Capabilities)
-	if err != nil {
-		return "", err
-	}
-	// Create the working directory while still root, as runc does.
-	if p.Cwd != "" {
-		os.MkdirAll(p.Cwd, 0o755)
-	}
-	if err := caps.DropBounding(set.Bounding); err != nil {
-		return "", err
-	}
-	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-		return "", fmt.Errorf("keep capabilities: %w", err)
-	}
-	if err := setUser(p.User); err != nil {
-		return "", err
-	}
-	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
-		return "", fmt.Errorf("keep capabilities: %w", err)
-	}
-	if err := caps.SetThread(set); err != nil {
-		return "", err
-	}
-	if p.NoNewPrivileges {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return "", fmt.Errorf("set no_new_privs: %w", err)
-		}
-	}
-	if p.Cwd != "" {
-		if err := unix.Chdir(p.Cwd); err != nil {
-			return "", fmt.Errorf("chdir to working dir %s: %w", p.Cwd, err)
-		}
-	}
-	exe, err := lookPath(p.Args[0], p.Env)
-	if err != nil {
-		return "", err
-	}
-	if prog != nil && p.NoNewPrivileges {
-		if err := seccomp.Load(prog); err != nil {
-			return "", err
-		}
-	}
+	runtime.KeepAlive(steps)
 	return exe, nil
 }
 
@@ -227,26 +181,6 @@ func processSteps(proc *specs.Process, sc *specs.LinuxSeccomp) ([]step, string, 
 		steps = append(steps, load)
 	}
 	return steps, exe, nil
-}
-
-// setUser switches the calling thread (only: it is about to exec) to u.
-func setUser(u specs.User) error {
-	gids := make([]uint32, 0, len(u.AdditionalGids))
-	gids = append(gids, u.AdditionalGids...)
-	var ptr unsafe.Pointer
-	if len(gids) > 0 {
-		ptr = unsafe.Pointer(&gids[0])
-	}
-	if _, _, errno := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), uintptr(ptr), 0); errno != 0 {
-		return fmt.Errorf("setgroups %v: %w", gids, errno)
-	}
-	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); errno != 0 {
-		return fmt.Errorf("setgid %d: %w", u.GID, errno)
-	}
-	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); errno != 0 {
-		return fmt.Errorf("setuid %d: %w", u.UID, errno)
-	}
-	return nil
 }
 
 // lookPath finds the program the way execvp does, with the container's

@@ -35,33 +35,6 @@ func DropBounding(keep Set) error {
 	return nil
 }
 
-// SetThread sets the calling thread's effective, permitted and inheritable
-// sets, then raises the ambient set (which must be a subset of both
-// permitted and inheritable). The bounding set is not touched: use
-// DropBounding first.
-func SetThread(s Sets) error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	data[0].Effective = uint32(s.Effective)
-	data[1].Effective = uint32(s.Effective >> 32)
-	data[0].Permitted = uint32(s.Permitted)
-	data[1].Permitted = uint32(s.Permitted >> 32)
-	data[0].Inheritable = uint32(s.Inheritable)
-	data[1].Inheritable = uint32(s.Inheritable >> 32)
-	if _, _, errno := unix.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
-		return fmt.Errorf("capset: %w", errno)
-	}
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
-		return fmt.Errorf("clear ambient capabilities: %w", err)
-	}
-	for _, c := range s.Ambient.Caps() {
-		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0); err != nil {
-			return fmt.Errorf("raise ambient %s: %w", c, err)
-		}
-	}
-	return nil
-}
-
 // Current returns the calling thread's effective, permitted and
 // inheritable sets.
 func Current() (Sets, error) {
