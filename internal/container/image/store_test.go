@@ -430,16 +430,23 @@ func TestPull_Metrics(t *testing.T) {
 	}
 }
 
-func TestStore_RestartSeesImagesAndLeases(t *testing.T) {
+// pulledToolbox is a store in root holding the toolbox image, pulled from
+// a test registry as ref.
+func pulledToolbox(t *testing.T, root string) (*Store, string, *Image) {
+	t.Helper()
 	reg := testimage.NewRegistry(t, testimage.RegistryOptions{})
-	img := testimage.Toolbox(t)
-	ref := img.Push(t, reg, "r:1")
-	root := t.TempDir()
+	ref := testimage.Toolbox(t).Push(t, reg, "r:1")
 	s := newStore(t, Config{Root: root})
-	want, err := s.Pull(t.Context(), ref, nil, nil)
+	img, err := s.Pull(t.Context(), ref, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, ref, img
+}
+
+func TestStore_RestartSeesImagesAndLeases(t *testing.T) {
+	root := t.TempDir()
+	s, ref, want := pulledToolbox(t, root)
 	if _, err := s.Lease("ctr-1", ref); err != nil {
 		t.Fatal(err)
 	}
@@ -464,14 +471,8 @@ func TestStore_RestartSeesImagesAndLeases(t *testing.T) {
 }
 
 func TestStore_RestartDropsImagesWithMissingLayers(t *testing.T) {
-	reg := testimage.NewRegistry(t, testimage.RegistryOptions{})
-	ref := testimage.Toolbox(t).Push(t, reg, "r:1")
 	root := t.TempDir()
-	s := newStore(t, Config{Root: root})
-	img, err := s.Pull(t.Context(), ref, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ref, img := pulledToolbox(t, root)
 	if err := os.RemoveAll(img.Layers[1].Dir); err != nil {
 		t.Fatal(err)
 	}
@@ -511,14 +512,8 @@ func TestStore_GetByEveryName(t *testing.T) {
 }
 
 func TestStore_ConcurrentLeasesAreAllSaved(t *testing.T) {
-	reg := testimage.NewRegistry(t, testimage.RegistryOptions{})
-	ref := testimage.Toolbox(t).Push(t, reg, "r:1")
 	root := t.TempDir()
-	s := newStore(t, Config{Root: root})
-	img, err := s.Pull(t.Context(), ref, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ref, img := pulledToolbox(t, root)
 	// Leases taken and released at once, as containers are created and
 	// removed: what is on disk afterwards is what the store holds.
 	var wg sync.WaitGroup
