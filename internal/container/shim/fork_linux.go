@@ -2,6 +2,7 @@ package shim
 
 import (
 	"encoding/json"
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -130,23 +131,14 @@ func jsonText(s string) []byte {
 	return b[1 : len(b)-1]
 }
 
-// cstring returns s NUL-terminated, for a system call.
+// cstring returns s NUL-terminated, for a system call. A string holding
+// a NUL is cut there: the call will fail on what is left.
 func cstring(s string) *byte {
-	p, err := syscall.BytePtrFromString(s)
-	if err != nil { // s holds a NUL: the call will fail on the prefix
-		b := append([]byte(s[:indexNUL(s)]), 0)
-		return &b[0]
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
 	}
+	p, _ := syscall.BytePtrFromString(s)
 	return p
-}
-
-func indexNUL(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			return i
-		}
-	}
-	return len(s)
 }
 
 // cstrings returns ss as a nil-terminated array of C strings.
